@@ -1,0 +1,27 @@
+//! Compiles etcd's protocol files with protox (pure Rust, so no system `protoc`), then
+//! generates prost messages and madsim-tonic services from the descriptor set.
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/kv.proto",
+        "proto/auth.proto",
+        "proto/rpc.proto",
+        "proto/v3lock.proto",
+        "proto/v3election.proto",
+        "proto/peer.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptor_set = protox::compile(files, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("cairn_descriptor.bin");
+    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptor_set))?;
+    tonic_build::configure()
+        .file_descriptor_set_path(&descriptor_path)
+        .skip_protoc_run()
+        .bytes(["."])
+        .compile_protos(&files, &["proto"])?;
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Commands (what goes through raft) and their outcomes, in domain terms; the api layer
+//! converts to and from etcd's protobuf messages.
+
+use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Revision};
+use crate::mvcc::{KeyValue, RangeQuery, RangeResult};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutRequest {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub lease: LeaseId,
+    pub prev_kv: bool,
+    pub ignore_value: bool,
+    pub ignore_lease: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub range: KeyRange,
+    pub prev_kv: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareResult {
+    Equal,
+    Greater,
+    Less,
+    NotEqual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareTarget {
+    Version(i64),
+    Create(Revision),
+    Mod(Revision),
+    Value(Bytes),
+    Lease(LeaseId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub range: KeyRange,
+    pub result: CompareResult,
+    pub target: CompareTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestOp {
+    Range(RangeQuery),
+    Put(PutRequest),
+    Delete(DeleteRequest),
+    Txn(TxnRequest),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRequest {
+    pub compares: Vec<Compare>,
+    pub success: Vec<RequestOp>,
+    pub failure: Vec<RequestOp>,
+}
+
+/// A lease's remaining TTL as the leader saw it, replicated so a new leader never shortens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseCheckpoint {
+    pub id: LeaseId,
+    pub remaining_ttl_seconds: i64,
+}
+
+/// Everything that changes replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Put(PutRequest),
+    Delete(DeleteRequest),
+    Txn(TxnRequest),
+    Compact { revision: Revision },
+    /// `id` 0 asks the state machine to choose one.
+    LeaseGrant { id: LeaseId, ttl_seconds: i64 },
+    LeaseRevoke { id: LeaseId },
+    LeaseCheckpoint { checkpoints: Vec<LeaseCheckpoint> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseOp {
+    Range(RangeResult),
+    Put { prev_kv: Option<KeyValue> },
+    Delete { deleted: i64, prev_kvs: Vec<KeyValue> },
+    Txn(TxnResponse),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnResponse {
+    pub succeeded: bool,
+    pub responses: Vec<ResponseOp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Put { prev_kv: Option<KeyValue> },
+    Delete { deleted: i64, prev_kvs: Vec<KeyValue> },
+    Txn(TxnResponse),
+    Compacted,
+    LeaseGranted { id: LeaseId, ttl_seconds: i64 },
+    LeaseRevoked,
+    LeaseCheckpointed,
+    /// An entry with no command (raft's own blank or membership entries).
+    Nothing,
+}
+
+/// What applying one command produced, and the store revision after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub revision: Revision,
+    pub result: Result<Outcome, EtcdError>,
+}
