@@ -7,3 +7,6 @@ pub mod mvcc;
 pub mod lease;
 pub mod watch;
 pub mod apply;
+pub mod io;
+pub mod storage;
+pub mod raft;

@@ -1,0 +1,259 @@
+//! openraft's log storage on the WAL. Entries live in memory (until purged after a
+//! snapshot) for reads, and go to disk through one writer task that batches every queued
+//! append into one write and one fsync (group commit) before acknowledging any of them.
+
+use super::{storage_error, StorageResult, TypeConfig};
+use crate::io;
+use crate::storage::codec;
+use crate::storage::wal::{Record, RecordKind, Wal};
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, Vote};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many queued writes one fsync may cover at most.
+const GROUP_COMMIT_JOBS_MAX: usize = 1024;
+/// Bound on writes queued for the writer task.
+const WRITE_QUEUE_LENGTH_MAX: usize = 4096;
+
+#[derive(Debug, Default)]
+struct InMemoryLog {
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    last_purged: Option<LogId<u64>>,
+    vote: Option<Vote<u64>>,
+    committed: Option<LogId<u64>>,
+}
+
+enum Completion {
+    Flushed(LogFlushed<TypeConfig>),
+    Reply(oneshot::Sender<Result<(), std::io::Error>>),
+    None,
+}
+
+struct WriteJob {
+    records: Vec<(RecordKind, Vec<u8>)>,
+    /// Index of the next entry after this job (for naming the next segment).
+    next_index: Option<u64>,
+    /// Segments wholly at or below this index may go once this job is durable.
+    purge_through: Option<u64>,
+    completion: Completion,
+}
+
+#[derive(Clone)]
+pub struct LogStore {
+    state: Arc<Mutex<InMemoryLog>>,
+    writer: mpsc::Sender<WriteJob>,
+}
+
+#[derive(Clone)]
+pub struct LogReader {
+    state: Arc<Mutex<InMemoryLog>>,
+}
+
+impl LogStore {
+    /// Replays the WAL's records and starts the writer task.
+    pub fn open(wal: Wal, records: Vec<Record>) -> Result<LogStore, crate::storage::StorageError> {
+        let mut state = InMemoryLog::default();
+        for record in records {
+            match record.kind {
+                RecordKind::Entry => {
+                    let entry: Entry<TypeConfig> = codec::decode("log entry", &record.payload)?;
+                    state.entries.insert(entry.get_log_id().index, entry);
+                }
+                RecordKind::Vote => state.vote = Some(codec::decode("vote", &record.payload)?),
+                RecordKind::Committed => state.committed = codec::decode("committed log id", &record.payload)?,
+                RecordKind::Truncate => {
+                    let since: u64 = codec::decode("truncate point", &record.payload)?;
+                    state.entries.split_off(&since);
+                }
+                RecordKind::Purge => {
+                    let upto: LogId<u64> = codec::decode("purge point", &record.payload)?;
+                    state.entries = state.entries.split_off(&(upto.index + 1));
+                    state.last_purged = Some(upto);
+                }
+                RecordKind::Header => {}
+            }
+        }
+        let next_index = state.entries.keys().next_back().map_or_else(|| state.last_purged.map_or(0, |id| id.index + 1), |last| last + 1);
+        let carried = carried_state(&state);
+        let (writer, jobs) = mpsc::channel(WRITE_QUEUE_LENGTH_MAX);
+        tokio::spawn(run_writer(wal, jobs, next_index, carried));
+        Ok(LogStore { state: Arc::new(Mutex::new(state)), writer })
+    }
+
+    async fn write(&self, job: WriteJob) -> StorageResult<()> {
+        self.writer.send(job).await.map_err(|_| storage_error(ErrorSubject::Logs, ErrorVerb::Write, "the WAL writer has stopped"))
+    }
+
+    async fn write_and_wait(&self, subject: ErrorSubject<u64>, records: Vec<(RecordKind, Vec<u8>)>, next_index: Option<u64>, purge_through: Option<u64>) -> StorageResult<()> {
+        let (reply, done) = oneshot::channel();
+        self.write(WriteJob { records, next_index, purge_through, completion: Completion::Reply(reply) }).await?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(storage_error(subject, ErrorVerb::Write, error)),
+            Err(_) => Err(storage_error(subject, ErrorVerb::Write, "the WAL writer has stopped")),
+        }
+    }
+}
+
+/// The records a new segment must start with so older segments can be removed.
+fn carried_state(state: &InMemoryLog) -> Vec<(RecordKind, Vec<u8>)> {
+    let mut carried = Vec::new();
+    if let Some(vote) = &state.vote {
+        carried.push((RecordKind::Vote, codec::encode(vote)));
+    }
+    if let Some(purged) = &state.last_purged {
+        carried.push((RecordKind::Purge, codec::encode(purged)));
+    }
+    carried
+}
+
+async fn run_writer(mut wal: Wal, mut jobs: mpsc::Receiver<WriteJob>, mut next_index: u64, mut carried: Vec<(RecordKind, Vec<u8>)>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_JOBS_MAX {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut purge_through = None;
+        for job in &batch {
+            for (kind, payload) in &job.records {
+                wal.append(*kind, payload);
+                // Keep the newest vote and purge point to carry into the next segment.
+                if matches!(kind, RecordKind::Vote | RecordKind::Purge) {
+                    carried.retain(|(carried_kind, _)| carried_kind != kind);
+                    carried.push((*kind, payload.clone()));
+                }
+            }
+            next_index = job.next_index.unwrap_or(next_index);
+            purge_through = job.purge_through.or(purge_through);
+        }
+        let (returned, mut result) = io::blocking(move || {
+            let result = wal.sync();
+            (wal, result)
+        })
+        .await;
+        wal = returned;
+        if result.is_ok() && wal.should_cut() {
+            result = wal.cut(next_index, &carried);
+        }
+        if let (Ok(()), Some(index)) = (&result, purge_through) {
+            result = wal.remove_segments_through(index).map(|_| ());
+        }
+        let outcome = result.map_err(|error| std::io::Error::other(error.to_string()));
+        for job in batch {
+            let result = outcome.as_ref().map(|_| ()).map_err(|error| std::io::Error::other(error.to_string()));
+            match job.completion {
+                Completion::Flushed(callback) => callback.log_io_completed(result),
+                Completion::Reply(reply) => {
+                    let _ = reply.send(result);
+                }
+                Completion::None => {}
+            }
+        }
+        if let Err(error) = outcome {
+            // Nothing after a failed write may be acknowledged; every later job fails too.
+            tracing::error!(%error, "WAL write failed; the member stops accepting writes");
+            while let Some(job) = jobs.recv().await {
+                let failure = std::io::Error::other(format!("WAL failed earlier: {error}"));
+                match job.completion {
+                    Completion::Flushed(callback) => callback.log_io_completed(Err(failure)),
+                    Completion::Reply(reply) => {
+                        let _ = reply.send(Err(failure));
+                    }
+                    Completion::None => {}
+                }
+            }
+            return;
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: R) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        let state = self.state.lock().unwrap();
+        Ok(state.entries.range(range).map(|(_, entry)| entry.clone()).collect())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: R) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        LogReader { state: self.state.clone() }.try_get_log_entries(range).await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
+        let state = self.state.lock().unwrap();
+        let last = state.entries.values().next_back().map(|entry| *entry.get_log_id()).or(state.last_purged);
+        Ok(LogState { last_purged_log_id: state.last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        LogReader { state: self.state.clone() }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> StorageResult<()> {
+        // Durable before it takes effect: raft safety depends on never voting twice in a term.
+        self.write_and_wait(ErrorSubject::Vote, vec![(RecordKind::Vote, codec::encode(vote))], None, None).await?;
+        self.state.lock().unwrap().vote = Some(*vote);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> StorageResult<Option<Vote<u64>>> {
+        Ok(self.state.lock().unwrap().vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
+        self.state.lock().unwrap().committed = committed;
+        // Needs no fsync of its own: losing it only means re-learning the commit point.
+        let job = WriteJob { records: vec![(RecordKind::Committed, codec::encode(&committed))], next_index: None, purge_through: None, completion: Completion::None };
+        self.write(job).await
+    }
+
+    async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
+        Ok(self.state.lock().unwrap().committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut records = Vec::new();
+        let mut next_index = None;
+        {
+            let mut state = self.state.lock().unwrap();
+            for entry in entries {
+                records.push((RecordKind::Entry, codec::encode(&entry)));
+                let index = entry.get_log_id().index;
+                next_index = Some(index + 1);
+                state.entries.insert(index, entry);
+            }
+        }
+        self.write(WriteJob { records, next_index, purge_through: None, completion: Completion::Flushed(callback) }).await
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        self.state.lock().unwrap().entries.split_off(&log_id.index);
+        let records = vec![(RecordKind::Truncate, codec::encode(&log_id.index))];
+        self.write_and_wait(ErrorSubject::Logs, records, Some(log_id.index), None).await
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
+        {
+            let mut state = self.state.lock().unwrap();
+            state.entries = state.entries.split_off(&(log_id.index + 1));
+            state.last_purged = Some(log_id);
+        }
+        let records = vec![(RecordKind::Purge, codec::encode(&log_id))];
+        self.write_and_wait(ErrorSubject::Logs, records, None, Some(log_id.index)).await
+    }
+}

@@ -1,0 +1,36 @@
+//! Raft, through openraft 0.9: the type configuration, the log store on the WAL, the state
+//! machine adapter, the peer network and a `RaftNode` wrapping them. The only module that
+//! imports openraft; everything above sees `RaftNode` and domain types.
+
+mod log_store;
+mod network;
+mod node;
+mod state_machine;
+
+pub use network::PeerNetwork;
+pub use node::{MemberNode, NodeStatus, RaftNode, RaftNodeConfig};
+pub use state_machine::SharedState;
+
+use crate::apply::{Applied, Command};
+use crate::io::runtime::CairnRuntime;
+use std::io::Cursor;
+
+openraft::declare_raft_types!(
+    /// Cairn's raft types: commands and outcomes from `apply`, u64 member IDs.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = MemberNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = CairnRuntime,
+);
+
+type StorageResult<T> = Result<T, openraft::StorageError<u64>>;
+
+/// Wraps a storage failure for openraft, which stops the raft node on it.
+fn storage_error(subject: openraft::ErrorSubject<u64>, verb: openraft::ErrorVerb, error: impl std::fmt::Display) -> openraft::StorageError<u64> {
+    let source = openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string()));
+    openraft::StorageError::IO { source }
+}

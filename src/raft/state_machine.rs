@@ -1,0 +1,165 @@
+//! openraft's state machine on `apply::StateMachine`. The applied state sits behind a mutex
+//! held only for O(1) clones and for apply itself; readers, watchers and snapshots work on
+//! clones. Snapshots are built from a clone in openraft's background task while writes go on.
+
+use super::{storage_error, MemberNode, StorageResult, TypeConfig};
+use crate::apply::{Applied, Outcome, StateMachine};
+use crate::base::Revision;
+use crate::io;
+use crate::storage::codec;
+use crate::storage::snapshot::SnapshotStore;
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StoredMembership};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The applied state: what a snapshot holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppliedState {
+    pub machine: StateMachine,
+    pub last_applied: Option<LogId<u64>>,
+    pub membership: StoredMembership<u64, MemberNode>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta<u64, MemberNode>,
+    state: AppliedState,
+}
+
+/// State shared between the raft state machine and the readers above it.
+pub struct SharedState {
+    state: Mutex<AppliedState>,
+    /// The store revision after the latest apply; watch streams wait on it.
+    revision: watch::Sender<Revision>,
+}
+
+impl SharedState {
+    /// A consistent O(1) copy of the applied state.
+    pub fn view(&self) -> AppliedState {
+        self.state.lock().unwrap().clone()
+    }
+
+    pub fn subscribe_revision(&self) -> watch::Receiver<Revision> {
+        self.revision.subscribe()
+    }
+}
+
+pub struct StateMachineStore {
+    shared: Arc<SharedState>,
+    snapshots: Arc<SnapshotStore>,
+    /// Limits from local flags, reapplied to state loaded from a snapshot.
+    limits: (i64, u64),
+}
+
+impl StateMachineStore {
+    /// Loads the newest snapshot (if any) as the starting state.
+    pub fn open(snapshots: SnapshotStore, lease_ttl_seconds_min: i64, backend_bytes_quota: u64) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
+        let mut state = match snapshots.load_latest()? {
+            Some((_, payload)) => codec::decode::<SnapshotFile>("snapshot", &payload)?.state,
+            None => AppliedState { machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota), last_applied: None, membership: StoredMembership::default() },
+        };
+        state.machine.set_limits(lease_ttl_seconds_min, backend_bytes_quota);
+        let (revision, _) = watch::channel(state.machine.store().current_revision());
+        let shared = Arc::new(SharedState { state: Mutex::new(state), revision });
+        let store = StateMachineStore { shared: shared.clone(), snapshots: Arc::new(snapshots), limits: (lease_ttl_seconds_min, backend_bytes_quota) };
+        Ok((store, shared))
+    }
+
+    fn replace(&self, mut state: AppliedState) {
+        state.machine.set_limits(self.limits.0, self.limits.1);
+        let revision = state.machine.store().current_revision();
+        *self.shared.state.lock().unwrap() = state;
+        self.shared.revision.send_replace(revision);
+    }
+}
+
+pub struct SnapshotBuilder {
+    state: AppliedState,
+    snapshots: Arc<SnapshotStore>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let last = self.state.last_applied;
+        let snapshot_id = last.map_or_else(|| "empty".to_string(), |id| format!("{}-{}", id.index, id.leader_id.term));
+        let meta = SnapshotMeta { last_log_id: last, last_membership: self.state.membership.clone(), snapshot_id };
+        let file = SnapshotFile { meta: meta.clone(), state: self.state.clone() };
+        let snapshots = self.snapshots.clone();
+        let (index, term) = last.map_or((0, 0), |id| (id.index, id.leader_id.term));
+        let payload = io::blocking(move || {
+            let payload = codec::encode(&file);
+            snapshots.save(index, term, &payload).map(|_| payload)
+        })
+        .await
+        .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error))?;
+        tracing::info!(index, bytes = payload.len(), "snapshot saved");
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(payload)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<u64>>, StoredMembership<u64, MemberNode>)> {
+        let state = self.shared.state.lock().unwrap();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Applied>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let revision = {
+            let mut state = self.shared.state.lock().unwrap();
+            for entry in entries {
+                let log_id = *entry.get_log_id();
+                let response = match entry.payload {
+                    EntryPayload::Normal(command) => state.machine.apply(log_id.index, &command),
+                    EntryPayload::Membership(membership) => {
+                        state.membership = StoredMembership::new(Some(log_id), membership);
+                        Applied { revision: state.machine.store().current_revision(), result: Ok(Outcome::Nothing) }
+                    }
+                    EntryPayload::Blank => Applied { revision: state.machine.store().current_revision(), result: Ok(Outcome::Nothing) },
+                };
+                state.last_applied = Some(log_id);
+                responses.push(response);
+            }
+            state.machine.store().current_revision()
+        };
+        self.shared.revision.send_replace(revision);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { state: self.shared.view(), snapshots: self.snapshots.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta<u64, MemberNode>, snapshot: Box<Cursor<Vec<u8>>>) -> StorageResult<()> {
+        let payload = snapshot.into_inner();
+        let file: SnapshotFile = codec::decode("snapshot", &payload).map_err(|error| storage_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Read, error))?;
+        let (index, term) = meta.last_log_id.map_or((0, 0), |id| (id.index, id.leader_id.term));
+        let snapshots = self.snapshots.clone();
+        io::blocking(move || snapshots.save(index, term, &payload))
+            .await
+            .map_err(|error| storage_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write, error))?;
+        self.replace(file.state);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let snapshots = self.snapshots.clone();
+        let loaded = io::blocking(move || snapshots.load_latest()).await.map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
+        let Some((_, payload)) = loaded else { return Ok(None) };
+        let file: SnapshotFile = codec::decode("snapshot", &payload).map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
+        Ok(Some(Snapshot { meta: file.meta, snapshot: Box::new(Cursor::new(payload)) }))
+    }
+}

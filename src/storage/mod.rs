@@ -1,0 +1,10 @@
+//! Durable storage through `io::Disk`: the write-ahead log (segments of CRC-framed records)
+//! and snapshot files (written atomically). Knows bytes and record kinds, not raft: the raft
+//! layer decides what goes in a record and when to sync.
+
+pub mod codec;
+mod error;
+pub mod snapshot;
+pub mod wal;
+
+pub use error::StorageError;
