@@ -10,3 +10,5 @@ pub mod apply;
 pub mod io;
 pub mod storage;
 pub mod raft;
+pub mod api;
+pub mod server;

@@ -44,6 +44,8 @@ pub enum EtcdError {
     MemberNotFound,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
     #[error("etcdserver: invalid watch range")]
     InvalidWatchRange,
     #[error("etcdserver: watch ID {0} already exists on this stream")]

@@ -2,11 +2,13 @@
 //! machine adapter, the peer network and a `RaftNode` wrapping them. The only module that
 //! imports openraft; everything above sees `RaftNode` and domain types.
 
+mod lessor;
 mod log_store;
 mod network;
 mod node;
 mod state_machine;
 
+pub use lessor::Lessor;
 pub use network::PeerNetwork;
 pub use node::{MemberNode, NodeStatus, RaftNode, RaftNodeConfig};
 pub use state_machine::SharedState;

@@ -1,0 +1,151 @@
+//! Protobuf <-> domain conversions. Validation that etcd does while converting (sort
+//! options) happens here too; everything else is checked in `apply::validate_txn`.
+
+use super::pb::etcdserverpb as pb;
+use super::pb::mvccpb;
+use crate::apply::{Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RequestOp, ResponseOp, TxnRequest, TxnResponse};
+use crate::base::{EtcdError, KeyRange};
+use crate::mvcc::{Event, EventKind, KeyValue, RangeQuery, RangeResult, SortOrder, SortTarget};
+
+pub fn range_query(request: pb::RangeRequest) -> Result<RangeQuery, EtcdError> {
+    use pb::range_request::{SortOrder as PbOrder, SortTarget as PbTarget};
+    let sort_order = match PbOrder::try_from(request.sort_order).map_err(|_| EtcdError::InvalidSortOption)? {
+        PbOrder::None => SortOrder::None,
+        PbOrder::Ascend => SortOrder::Ascend,
+        PbOrder::Descend => SortOrder::Descend,
+    };
+    let sort_target = match PbTarget::try_from(request.sort_target).map_err(|_| EtcdError::InvalidSortOption)? {
+        PbTarget::Key => SortTarget::Key,
+        PbTarget::Version => SortTarget::Version,
+        PbTarget::Create => SortTarget::Create,
+        PbTarget::Mod => SortTarget::Mod,
+        PbTarget::Value => SortTarget::Value,
+    };
+    Ok(RangeQuery {
+        range: KeyRange::new(request.key, request.range_end),
+        limit: request.limit,
+        revision: request.revision,
+        sort_order,
+        sort_target,
+        keys_only: request.keys_only,
+        count_only: request.count_only,
+        min_mod_revision: request.min_mod_revision,
+        max_mod_revision: request.max_mod_revision,
+        min_create_revision: request.min_create_revision,
+        max_create_revision: request.max_create_revision,
+    })
+}
+
+pub fn put_request(request: pb::PutRequest) -> PutRequest {
+    PutRequest {
+        key: request.key,
+        value: request.value,
+        lease: request.lease,
+        prev_kv: request.prev_kv,
+        ignore_value: request.ignore_value,
+        ignore_lease: request.ignore_lease,
+    }
+}
+
+pub fn delete_request(request: pb::DeleteRangeRequest) -> DeleteRequest {
+    DeleteRequest { range: KeyRange::new(request.key, request.range_end), prev_kv: request.prev_kv }
+}
+
+fn compare(compare: pb::Compare) -> Compare {
+    use pb::compare::{CompareResult as PbResult, CompareTarget as PbTarget, TargetUnion};
+    let result = match PbResult::try_from(compare.result).unwrap_or(PbResult::Equal) {
+        PbResult::Equal => CompareResult::Equal,
+        PbResult::Greater => CompareResult::Greater,
+        PbResult::Less => CompareResult::Less,
+        PbResult::NotEqual => CompareResult::NotEqual,
+    };
+    // The target enum says which field matters; a missing union member compares with zero.
+    let union = compare.target_union;
+    let target = match PbTarget::try_from(compare.target).unwrap_or(PbTarget::Version) {
+        PbTarget::Version => CompareTarget::Version(match union {
+            Some(TargetUnion::Version(version)) => version,
+            _ => 0,
+        }),
+        PbTarget::Create => CompareTarget::Create(match union {
+            Some(TargetUnion::CreateRevision(revision)) => revision,
+            _ => 0,
+        }),
+        PbTarget::Mod => CompareTarget::Mod(match union {
+            Some(TargetUnion::ModRevision(revision)) => revision,
+            _ => 0,
+        }),
+        PbTarget::Value => CompareTarget::Value(match union {
+            Some(TargetUnion::Value(value)) => value,
+            _ => Default::default(),
+        }),
+        PbTarget::Lease => CompareTarget::Lease(match union {
+            Some(TargetUnion::Lease(lease)) => lease,
+            _ => 0,
+        }),
+    };
+    Compare { range: KeyRange::new(compare.key, compare.range_end), result, target }
+}
+
+fn request_op(operation: pb::RequestOp) -> Result<RequestOp, EtcdError> {
+    use pb::request_op::Request;
+    Ok(match operation.request {
+        Some(Request::RequestRange(range)) => RequestOp::Range(range_query(range)?),
+        Some(Request::RequestPut(put)) => RequestOp::Put(put_request(put)),
+        Some(Request::RequestDeleteRange(delete)) => RequestOp::Delete(delete_request(delete)),
+        Some(Request::RequestTxn(txn)) => RequestOp::Txn(txn_request(txn)?),
+        // An empty operation is a range over the empty key, which etcd refuses the same way.
+        None => return Err(EtcdError::EmptyKey),
+    })
+}
+
+pub fn txn_request(request: pb::TxnRequest) -> Result<TxnRequest, EtcdError> {
+    Ok(TxnRequest {
+        compares: request.compare.into_iter().map(compare).collect(),
+        success: request.success.into_iter().map(request_op).collect::<Result<_, _>>()?,
+        failure: request.failure.into_iter().map(request_op).collect::<Result<_, _>>()?,
+    })
+}
+
+pub fn key_value(kv: KeyValue) -> mvccpb::KeyValue {
+    mvccpb::KeyValue {
+        key: kv.key,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value: kv.value,
+        lease: kv.lease,
+    }
+}
+
+pub fn range_response(result: RangeResult, header: Option<pb::ResponseHeader>) -> pb::RangeResponse {
+    pb::RangeResponse { header, kvs: result.kvs.into_iter().map(key_value).collect(), more: result.more, count: result.count }
+}
+
+pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -> pb::TxnResponse {
+    use pb::response_op::Response;
+    let responses = response
+        .responses
+        .into_iter()
+        .map(|operation| pb::ResponseOp {
+            response: Some(match operation {
+                ResponseOp::Range(result) => Response::ResponseRange(range_response(result, header.clone())),
+                ResponseOp::Put { prev_kv } => Response::ResponsePut(pb::PutResponse { header: header.clone(), prev_kv: prev_kv.map(key_value) }),
+                ResponseOp::Delete { deleted, prev_kvs } => Response::ResponseDeleteRange(pb::DeleteRangeResponse {
+                    header: header.clone(),
+                    deleted,
+                    prev_kvs: prev_kvs.into_iter().map(key_value).collect(),
+                }),
+                ResponseOp::Txn(nested) => Response::ResponseTxn(txn_response(nested, header.clone())),
+            }),
+        })
+        .collect();
+    pb::TxnResponse { header, succeeded: response.succeeded, responses }
+}
+
+pub fn event(event: Event) -> mvccpb::Event {
+    let kind = match event.kind {
+        EventKind::Put => mvccpb::event::EventType::Put,
+        EventKind::Delete => mvccpb::event::EventType::Delete,
+    };
+    mvccpb::Event { r#type: kind as i32, kv: Some(key_value(event.kv)), prev_kv: event.prev_kv.map(key_value) }
+}

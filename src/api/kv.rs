@@ -1,0 +1,124 @@
+//! etcdserverpb.KV: range, put, delete, txn, compact.
+
+use super::pb::etcdserverpb::{self as pb, kv_server::Kv};
+use super::{convert, status, Context};
+use crate::apply::{validate_txn, Command, Outcome, RequestOp, TxnRequest};
+use crate::base::EtcdError;
+use tonic::{Request, Response, Status};
+
+pub struct KvService {
+    context: Context,
+}
+
+impl KvService {
+    pub fn new(context: Context) -> Self {
+        KvService { context }
+    }
+
+    async fn propose(&self, command: Command) -> Result<(Outcome, i64), Status> {
+        let applied = self.context.node.propose(command).await.map_err(status)?;
+        let outcome = applied.result.map_err(status)?;
+        Ok((outcome, applied.revision))
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+        let request = request.into_inner();
+        self.context.check_size(&request)?;
+        if request.key.is_empty() {
+            return Err(status(EtcdError::EmptyKey));
+        }
+        let serializable = request.serializable;
+        let query = convert::range_query(request).map_err(status)?;
+        if !serializable {
+            self.context.node.read_barrier().await.map_err(status)?;
+        }
+        let view = self.context.node.view();
+        let store = view.machine.store();
+        let result = store.range(&query).map_err(status)?;
+        Ok(Response::new(convert::range_response(result, self.context.header(store.current_revision()))))
+    }
+
+    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let request = request.into_inner();
+        self.context.check_size(&request)?;
+        let put = convert::put_request(request);
+        crate::apply::validate_operation(&RequestOp::Put(put.clone()), &self.context.limits).map_err(status)?;
+        match self.propose(Command::Put(put)).await? {
+            (Outcome::Put { prev_kv }, revision) => {
+                Ok(Response::new(pb::PutResponse { header: self.context.header(revision), prev_kv: prev_kv.map(convert::key_value) }))
+            }
+            (other, _) => unreachable!("a put applied as {other:?}"),
+        }
+    }
+
+    async fn delete_range(&self, request: Request<pb::DeleteRangeRequest>) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let request = request.into_inner();
+        self.context.check_size(&request)?;
+        let delete = convert::delete_request(request);
+        crate::apply::validate_operation(&RequestOp::Delete(delete.clone()), &self.context.limits).map_err(status)?;
+        match self.propose(Command::Delete(delete)).await? {
+            (Outcome::Delete { deleted, prev_kvs }, revision) => Ok(Response::new(pb::DeleteRangeResponse {
+                header: self.context.header(revision),
+                deleted,
+                prev_kvs: prev_kvs.into_iter().map(convert::key_value).collect(),
+            })),
+            (other, _) => unreachable!("a delete applied as {other:?}"),
+        }
+    }
+
+    async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let request = request.into_inner();
+        self.context.check_size(&request)?;
+        let serializable = is_serializable(&request);
+        let txn = convert::txn_request(request).map_err(status)?;
+        validate_txn(&txn, &self.context.limits).map_err(status)?;
+        if is_read_only(&txn) {
+            // As etcd does: a txn that only reads needs no log entry, just a read barrier
+            // (skipped when every range in it is serializable), then runs on a local copy.
+            if !serializable {
+                self.context.node.read_barrier().await.map_err(status)?;
+            }
+            let mut machine = self.context.node.view().machine;
+            let applied = machine.apply(0, &Command::Txn(txn));
+            return match applied.result.map_err(status)? {
+                Outcome::Txn(response) => Ok(Response::new(convert::txn_response(response, self.context.header(applied.revision)))),
+                other => unreachable!("a txn applied as {other:?}"),
+            };
+        }
+        match self.propose(Command::Txn(txn)).await? {
+            (Outcome::Txn(response), revision) => Ok(Response::new(convert::txn_response(response, self.context.header(revision)))),
+            (other, _) => unreachable!("a txn applied as {other:?}"),
+        }
+    }
+
+    async fn compact(&self, request: Request<pb::CompactionRequest>) -> Result<Response<pb::CompactionResponse>, Status> {
+        let request = request.into_inner();
+        let (_, revision) = self.propose(Command::Compact { revision: request.revision }).await?;
+        Ok(Response::new(pb::CompactionResponse { header: self.context.header(revision) }))
+    }
+}
+
+fn branches(txn: &TxnRequest) -> impl Iterator<Item = &RequestOp> {
+    txn.success.iter().chain(&txn.failure)
+}
+
+fn is_read_only(txn: &TxnRequest) -> bool {
+    branches(txn).all(|operation| match operation {
+        RequestOp::Range(_) => true,
+        RequestOp::Txn(nested) => is_read_only(nested),
+        RequestOp::Put(_) | RequestOp::Delete(_) => false,
+    })
+}
+
+/// True when every range in the txn is marked serializable (etcd's `isTxnSerializable`).
+fn is_serializable(txn: &pb::TxnRequest) -> bool {
+    use pb::request_op::Request;
+    txn.success.iter().chain(&txn.failure).all(|operation| match &operation.request {
+        Some(Request::RequestRange(range)) => range.serializable,
+        Some(Request::RequestTxn(nested)) => is_serializable(nested),
+        _ => true,
+    })
+}

@@ -1,0 +1,140 @@
+//! etcd's v3 gRPC API on a `RaftNode`: one file per service, request validation, etcd's
+//! error codes and messages, and the conversion between protobuf and domain types.
+
+mod auth;
+mod cluster;
+mod convert;
+mod kv;
+mod lease;
+mod maintenance;
+mod watch;
+
+pub mod pb {
+    //! Generated protobuf messages and services, with etcd's packages.
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    pub mod mvccpb {
+        tonic::include_proto!("mvccpb");
+    }
+    pub mod authpb {
+        tonic::include_proto!("authpb");
+    }
+    pub mod etcdserverpb {
+        tonic::include_proto!("etcdserverpb");
+    }
+    pub mod v3lockpb {
+        tonic::include_proto!("v3lockpb");
+    }
+    pub mod v3electionpb {
+        tonic::include_proto!("v3electionpb");
+    }
+    pub mod cairnpeerpb {
+        tonic::include_proto!("cairnpeerpb");
+    }
+}
+
+pub use auth::AuthService;
+pub use cluster::ClusterService;
+pub use kv::KvService;
+pub use lease::LeaseService;
+pub use maintenance::MaintenanceService;
+pub use watch::WatchService;
+
+use crate::base::{EtcdError, Limits, Revision};
+use crate::io::Disk;
+use crate::raft::{Lessor, RaftNode};
+use pb::etcdserverpb::ResponseHeader;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Code, Status};
+
+/// The version this member reports: the etcd API level it implements.
+pub const SERVER_VERSION: &str = "3.5.0";
+/// Bytes gRPC may add around the largest request (etcd's `grpcOverheadBytes`).
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Everything a service needs, shared by all of them.
+#[derive(Clone)]
+pub struct Context {
+    pub node: RaftNode,
+    pub lessor: Lessor,
+    pub cluster_id: u64,
+    pub limits: Limits,
+    pub disk: Arc<dyn Disk>,
+    pub data_dir: PathBuf,
+    pub watch: WatchLimits,
+}
+
+/// Limits of watch streams; each has a flag.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchLimits {
+    /// Watchers one stream may hold.
+    pub watchers_per_stream_max: usize,
+    /// Events gathered for one watcher before a response goes out.
+    pub events_per_response_max: usize,
+    /// Responses queued for a slow client before the stream waits for it.
+    pub responses_queued_max: usize,
+    /// How often watchers that asked for progress notifications get one.
+    pub progress_notify_interval: Duration,
+}
+
+impl Default for WatchLimits {
+    fn default() -> Self {
+        WatchLimits {
+            watchers_per_stream_max: 10_000,
+            events_per_response_max: 1000,
+            responses_queued_max: 128,
+            progress_notify_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Context {
+    pub fn header(&self, revision: Revision) -> Option<ResponseHeader> {
+        Some(ResponseHeader { cluster_id: self.cluster_id, member_id: self.node.member_id(), revision, raft_term: self.node.status().term })
+    }
+
+    pub fn current_revision(&self) -> Revision {
+        self.node.view().machine.store().current_revision()
+    }
+
+    /// etcd refuses requests over `--max-request-bytes` before they reach raft.
+    pub fn check_size(&self, message: &impl prost::Message) -> Result<(), Status> {
+        if message.encoded_len() > self.limits.request_bytes_max {
+            return Err(status(EtcdError::RequestTooLarge));
+        }
+        Ok(())
+    }
+}
+
+/// etcd's gRPC status for each error (clients match on code and message).
+pub fn status(error: EtcdError) -> Status {
+    let code = match &error {
+        EtcdError::EmptyKey
+        | EtcdError::KeyNotFound
+        | EtcdError::ValueProvided
+        | EtcdError::LeaseProvided
+        | EtcdError::TooManyOperations
+        | EtcdError::DuplicateKey
+        | EtcdError::RequestTooLarge
+        | EtcdError::InvalidSortOption
+        | EtcdError::InvalidWatchRange
+        | EtcdError::WatchIdExists(_) => Code::InvalidArgument,
+        EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => Code::OutOfRange,
+        EtcdError::NoSpace => Code::ResourceExhausted,
+        EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
+        EtcdError::LeaseExists | EtcdError::NotLeader => Code::FailedPrecondition,
+        EtcdError::NoLeader
+        | EtcdError::LeaderChanged
+        | EtcdError::Timeout
+        | EtcdError::Stopped
+        | EtcdError::NotSupportedForLearner
+        | EtcdError::Storage(_) => Code::Unavailable,
+    };
+    Status::new(code, error.to_string())
+}
+
+/// The answer for an RPC Cairn does not serve yet: a clear Unimplemented, never a hang.
+pub fn unimplemented(rpc: &str) -> Status {
+    Status::unimplemented(format!("cairn: {rpc} is not implemented by this version of Cairn"))
+}

@@ -1,0 +1,200 @@
+//! etcdserverpb.Watch: one task per client stream drives a `watch::WatchStream`, waking on
+//! every applied revision. Responses go out through a bounded queue: a slow client makes its
+//! own task wait (its watchers simply fall behind in history), never grows memory, never
+//! loses or repeats an event.
+
+use super::pb::etcdserverpb::{self as pb, watch_server::Watch};
+use super::pb::mvccpb;
+use super::{convert, Context};
+use crate::base::{EtcdError, KeyRange};
+use crate::watch::{WatchOutput, WatchSpec, WatchStream, DUPLICATE_WATCH_ID_REASON, PROGRESS_WATCH_ID};
+use prost::Message;
+use std::pin::Pin;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+pub struct WatchService {
+    context: Context,
+}
+
+impl WatchService {
+    pub fn new(context: Context) -> Self {
+        WatchService { context }
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>>;
+type Sender = mpsc::Sender<Result<pb::WatchResponse, Status>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = ResponseStream;
+
+    async fn watch(&self, request: Request<Streaming<pb::WatchRequest>>) -> Result<Response<ResponseStream>, Status> {
+        let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
+        tokio::spawn(serve_stream(self.context.clone(), request.into_inner(), sender));
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+/// The client went away; the stream's task ends.
+struct Closed;
+
+async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>, sender: Sender) {
+    let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
+    let mut revisions = context.node.subscribe_revision();
+    let mut progress_requested = false;
+    let mut progress_timer = tokio::time::interval(context.watch.progress_notify_interval);
+    progress_timer.tick().await;
+    loop {
+        let view = context.node.view();
+        let store = view.machine.store();
+        let outputs = watchers.poll(store, context.watch.events_per_response_max);
+        let delivered = !outputs.is_empty();
+        for output in outputs {
+            if send_output(&context, &watchers, &sender, output).await.is_err() {
+                return;
+            }
+        }
+        if delivered {
+            // Drain everything owed before waiting, so a progress report is never early.
+            continue;
+        }
+        if progress_requested && watchers.is_synced(store.current_revision()) {
+            progress_requested = false;
+            let progress = pb::WatchResponse { header: context.header(store.current_revision()), watch_id: PROGRESS_WATCH_ID, ..Default::default() };
+            if sender.send(Ok(progress)).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            message = inbound.message() => {
+                let request = match message {
+                    Ok(Some(request)) => request,
+                    Ok(None) | Err(_) => return,
+                };
+                match handle_request(&context, &mut watchers, &sender, request).await {
+                    Ok(progress) => progress_requested |= progress,
+                    Err(Closed) => return,
+                }
+            }
+            changed = revisions.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = progress_timer.tick() => {
+                let current = context.current_revision();
+                for output in watchers.progress_notifications(current) {
+                    if send_output(&context, &watchers, &sender, output).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Handles one client request; returns whether it asked for a progress report.
+async fn handle_request(context: &Context, watchers: &mut WatchStream, sender: &Sender, request: pb::WatchRequest) -> Result<bool, Closed> {
+    use pb::watch_request::RequestUnion;
+    let current = context.current_revision();
+    let response = match request.request_union {
+        Some(RequestUnion::CreateRequest(create)) => {
+            let requested_id = create.watch_id;
+            match watch_spec(create) {
+                Err(error) => canceled_on_create(context, requested_id, current, error.to_string()),
+                Ok(spec) => match watchers.create(spec, requested_id, current) {
+                    Ok(watch_id) => pb::WatchResponse { header: context.header(current), watch_id, created: true, ..Default::default() },
+                    Err(EtcdError::WatchIdExists(_)) => canceled_on_create(context, requested_id, current, DUPLICATE_WATCH_ID_REASON.to_string()),
+                    Err(error) => canceled_on_create(context, requested_id, current, error.to_string()),
+                },
+            }
+        }
+        Some(RequestUnion::CancelRequest(cancel)) => {
+            if !watchers.cancel(cancel.watch_id) {
+                return Ok(false);
+            }
+            pb::WatchResponse { header: context.header(current), watch_id: cancel.watch_id, canceled: true, ..Default::default() }
+        }
+        Some(RequestUnion::ProgressRequest(_)) => return Ok(true),
+        None => return Ok(false),
+    };
+    sender.send(Ok(response)).await.map_err(|_| Closed)?;
+    Ok(false)
+}
+
+fn canceled_on_create(context: &Context, watch_id: i64, current: i64, reason: String) -> pb::WatchResponse {
+    pb::WatchResponse { header: context.header(current), watch_id, created: true, canceled: true, cancel_reason: reason, ..Default::default() }
+}
+
+fn watch_spec(create: pb::WatchCreateRequest) -> Result<WatchSpec, EtcdError> {
+    use pb::watch_create_request::FilterType;
+    let range = KeyRange::new(create.key, create.range_end);
+    if range.is_empty() {
+        return Err(EtcdError::InvalidWatchRange);
+    }
+    let filters: Vec<Option<FilterType>> = create.filters.iter().map(|filter| FilterType::try_from(*filter).ok()).collect();
+    Ok(WatchSpec {
+        range,
+        start_revision: create.start_revision,
+        prev_kv: create.prev_kv,
+        filter_put: filters.contains(&Some(FilterType::Noput)),
+        filter_delete: filters.contains(&Some(FilterType::Nodelete)),
+        progress_notify: create.progress_notify,
+        fragment: create.fragment,
+    })
+}
+
+async fn send_output(context: &Context, watchers: &WatchStream, sender: &Sender, output: WatchOutput) -> Result<(), Closed> {
+    match output {
+        WatchOutput::Compacted { watch_id, compact_revision } => {
+            let response = pb::WatchResponse {
+                header: context.header(context.current_revision()),
+                watch_id,
+                canceled: true,
+                compact_revision,
+                cancel_reason: EtcdError::Compacted.to_string(),
+                ..Default::default()
+            };
+            sender.send(Ok(response)).await.map_err(|_| Closed)
+        }
+        WatchOutput::Events { watch_id, revision, events } => {
+            let events: Vec<mvccpb::Event> = events.into_iter().map(convert::event).collect();
+            let header = context.header(revision);
+            let whole = pb::WatchResponse { header: header.clone(), watch_id, events, ..Default::default() };
+            if !watchers.wants_fragments(watch_id) || whole.encoded_len() <= context.limits.request_bytes_max {
+                return sender.send(Ok(whole)).await.map_err(|_| Closed);
+            }
+            for fragment in fragments(whole.events, context.limits.request_bytes_max, header, watch_id) {
+                sender.send(Ok(fragment)).await.map_err(|_| Closed)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Splits one revision's large response into pieces under `bytes_max`; every piece but the
+/// last has `fragment` set, as etcd's clients reassemble them.
+fn fragments(events: Vec<mvccpb::Event>, bytes_max: usize, header: Option<pb::ResponseHeader>, watch_id: i64) -> Vec<pb::WatchResponse> {
+    let mut pieces: Vec<Vec<mvccpb::Event>> = vec![Vec::new()];
+    let mut piece_bytes = 0;
+    for event in events {
+        let event_bytes = event.encoded_len();
+        let current = pieces.last_mut().expect("never empty");
+        if !current.is_empty() && piece_bytes + event_bytes > bytes_max {
+            pieces.push(Vec::new());
+            piece_bytes = 0;
+        }
+        piece_bytes += event_bytes;
+        pieces.last_mut().expect("never empty").push(event);
+    }
+    let count = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(position, events)| pb::WatchResponse { header: header.clone(), watch_id, events, fragment: position + 1 < count, ..Default::default() })
+        .collect()
+}

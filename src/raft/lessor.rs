@@ -1,0 +1,134 @@
+//! The leader's side of leases: expiry deadlines, keepalives, and revoking what expired.
+//! Followers hold no deadlines; a member that stops being leader forgets all of them, and a
+//! new leader starts every lease at no less than its checkpointed remaining TTL, so a leader
+//! change never shortens a lease. Expiry becomes a replicated revoke, never a local delete.
+
+use super::RaftNode;
+use crate::apply::{Command, LeaseCheckpoint};
+use crate::base::{EtcdError, LeaseId};
+use crate::io::clock;
+use crate::lease::ExpiryQueue;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the leader looks for expired leases (etcd checks every 500 ms).
+const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Most revokes proposed per check, so a mass expiry cannot flood the log at once.
+const REVOKES_PER_CHECK_MAX: usize = 64;
+/// How often the leader checkpoints remaining TTLs through raft (etcd: 5 minutes).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+pub struct Lessor {
+    node: RaftNode,
+    inner: Arc<Mutex<LessorState>>,
+}
+
+#[derive(Default)]
+struct LessorState {
+    queue: ExpiryQueue,
+    /// The term in which this member last became leader and loaded deadlines (0 = not leader).
+    leading_term: u64,
+}
+
+impl Lessor {
+    pub fn new(node: RaftNode) -> Self {
+        Lessor { node, inner: Arc::default() }
+    }
+
+    /// Runs expiry checks and checkpoints until the node shuts down.
+    pub async fn run(self) {
+        let mut since_checkpoint = Duration::ZERO;
+        loop {
+            clock::sleep(EXPIRY_CHECK_INTERVAL).await;
+            since_checkpoint += EXPIRY_CHECK_INTERVAL;
+            let expired = self.refresh_and_collect_expired();
+            for id in expired {
+                match self.node.propose(Command::LeaseRevoke { id }).await {
+                    Ok(_) => self.inner.lock().unwrap().queue.remove(id),
+                    Err(EtcdError::Stopped) => return,
+                    Err(error) => tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying"),
+                }
+            }
+            if since_checkpoint >= CHECKPOINT_INTERVAL {
+                since_checkpoint = Duration::ZERO;
+                self.checkpoint().await;
+            }
+        }
+    }
+
+    /// Syncs deadlines with the applied lease table and returns what expired.
+    fn refresh_and_collect_expired(&self) -> Vec<LeaseId> {
+        let status = self.node.status();
+        let mut state = self.inner.lock().unwrap();
+        if !status.is_leader {
+            state.queue.clear();
+            state.leading_term = 0;
+            return Vec::new();
+        }
+        let now_ms = clock::monotonic_ms();
+        let view = self.node.view();
+        let leases = view.machine.leases();
+        let newly_leading = state.leading_term != status.term;
+        state.leading_term = status.term;
+        for lease in leases.iter() {
+            let remaining_seconds = if lease.remaining_ttl_seconds > 0 { lease.remaining_ttl_seconds } else { lease.ttl_seconds };
+            if newly_leading || state.queue.remaining_ms(lease.id, now_ms).is_none() {
+                state.queue.extend_to(lease.id, now_ms, remaining_seconds as u64 * 1000);
+            }
+        }
+        let stale: Vec<LeaseId> = state.queue.expired(u64::MAX, usize::MAX).into_iter().filter(|id| !leases.contains(*id)).collect();
+        for id in stale {
+            state.queue.remove(id);
+        }
+        state.queue.expired(now_ms, REVOKES_PER_CHECK_MAX)
+    }
+
+    async fn checkpoint(&self) {
+        let checkpoints: Vec<LeaseCheckpoint> = {
+            let state = self.inner.lock().unwrap();
+            if state.leading_term == 0 {
+                return;
+            }
+            let now_ms = clock::monotonic_ms();
+            let view = self.node.view();
+            view.machine
+                .leases()
+                .iter()
+                .filter_map(|lease| {
+                    let remaining_ms = state.queue.remaining_ms(lease.id, now_ms)?;
+                    Some(LeaseCheckpoint { id: lease.id, remaining_ttl_seconds: remaining_ms.div_ceil(1000) as i64 })
+                })
+                .collect()
+        };
+        if !checkpoints.is_empty() {
+            if let Err(error) = self.node.propose(Command::LeaseCheckpoint { checkpoints }).await {
+                tracing::debug!(%error, "lease checkpoint failed");
+            }
+        }
+    }
+
+    /// A keepalive: the lease gets its whole TTL again. Returns that TTL in seconds.
+    pub async fn keep_alive(&self, id: LeaseId) -> Result<i64, EtcdError> {
+        // Only the leader's deadlines count; make sure this member still is leader and has
+        // applied everything (so a just-granted lease is known) before renewing.
+        self.node.read_barrier().await?;
+        let view = self.node.view();
+        let lease = view.machine.leases().get(id).ok_or(EtcdError::LeaseNotFound)?;
+        let mut state = self.inner.lock().unwrap();
+        state.queue.refresh(id, clock::monotonic_ms(), lease.ttl_seconds as u64 * 1000);
+        Ok(lease.ttl_seconds)
+    }
+
+    /// Remaining seconds of lease `id` and its granted TTL; `None` if it does not exist.
+    pub fn time_to_live(&self, id: LeaseId) -> Option<(i64, i64)> {
+        let view = self.node.view();
+        let lease = view.machine.leases().get(id)?;
+        let state = self.inner.lock().unwrap();
+        let remaining_seconds = match state.queue.remaining_ms(id, clock::monotonic_ms()) {
+            Some(remaining_ms) => (remaining_ms / 1000) as i64,
+            None => lease.ttl_seconds,
+        };
+        Some((remaining_seconds, lease.ttl_seconds))
+    }
+}

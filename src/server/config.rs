@@ -1,0 +1,158 @@
+//! Flags, mirroring etcd's names and defaults, each with a `CAIRN_*` environment twin.
+
+use clap::{ArgAction, Parser};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "cairn", version, about = "An etcd-compatible, strongly consistent key-value store")]
+pub struct Config {
+    /// Human-readable name for this member.
+    #[arg(long, env = "CAIRN_NAME", default_value = "default")]
+    pub name: String,
+    /// Path to the data directory [default: <name>.cairn].
+    #[arg(long, env = "CAIRN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// URLs to listen on for client traffic (comma-separated).
+    #[arg(long, env = "CAIRN_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    pub listen_client_urls: String,
+    /// Client URLs advertised to the cluster [default: the listen client URLs].
+    #[arg(long, env = "CAIRN_ADVERTISE_CLIENT_URLS")]
+    pub advertise_client_urls: Option<String>,
+    /// URLs to listen on for peer traffic (comma-separated).
+    #[arg(long, env = "CAIRN_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    pub listen_peer_urls: String,
+    /// This member's peer URLs to advertise to the rest of the cluster.
+    #[arg(long, env = "CAIRN_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Initial cluster configuration for bootstrapping: name=peerURL,... [default: <name>=<initial advertise peer URLs>].
+    #[arg(long, env = "CAIRN_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster state ('new' or 'existing').
+    #[arg(long, env = "CAIRN_INITIAL_CLUSTER_STATE", default_value = "new", value_parser = ["new", "existing"])]
+    pub initial_cluster_state: String,
+    /// Initial cluster token, mixed into the cluster and member IDs.
+    #[arg(long, env = "CAIRN_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "CAIRN_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, env = "CAIRN_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot to disk.
+    #[arg(long, env = "CAIRN_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    pub snapshot_count: u64,
+    /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
+    #[arg(long, env = "CAIRN_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    pub quota_backend_bytes: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, env = "CAIRN_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
+    pub max_request_bytes: usize,
+    /// Maximum number of operations permitted in a transaction.
+    #[arg(long, env = "CAIRN_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: usize,
+    /// Interpret 'auto-compaction-retention' as 'periodic' (a duration) or 'revision'.
+    #[arg(long, env = "CAIRN_AUTO_COMPACTION_MODE", default_value = "periodic", value_parser = ["periodic", "revision"])]
+    pub auto_compaction_mode: String,
+    /// Auto compaction retention: a duration for periodic mode (e.g. '1h', '30m', or hours as a number), a revision count for revision mode. 0 disables.
+    #[arg(long, env = "CAIRN_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    pub auto_compaction_retention: String,
+    /// Interval of server-side progress notifications for watchers that ask for them.
+    #[arg(long = "experimental-watch-progress-notify-interval", env = "CAIRN_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m")]
+    pub watch_progress_notify_interval: String,
+    /// Most watchers one watch stream may hold.
+    #[arg(long, env = "CAIRN_WATCHERS_PER_STREAM_MAX", default_value_t = 10_000)]
+    pub watchers_per_stream_max: usize,
+    /// Size at which a WAL segment is closed and a new one started.
+    #[arg(long, env = "CAIRN_WAL_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub wal_segment_bytes: u64,
+    /// Disables fsync, unsafe: acknowledged writes can be lost on a crash (as etcd's flag).
+    #[arg(long, env = "CAIRN_UNSAFE_NO_FSYNC", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub unsafe_no_fsync: bool,
+    /// Logger to use ('zap' in etcd; accepted for compatibility, Cairn logs to stderr).
+    #[arg(long, env = "CAIRN_LOGGER", default_value = "zap")]
+    pub logger: String,
+    /// Log level: debug, info, warn, error, panic, or fatal.
+    #[arg(long, env = "CAIRN_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Where to write logs: 'default' or 'stderr' (stderr), 'stdout', or a file path.
+    #[arg(long, env = "CAIRN_LOG_OUTPUTS", default_value = "default")]
+    pub log_outputs: String,
+}
+
+impl Config {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name)))
+    }
+
+    pub fn initial_cluster(&self) -> String {
+        self.initial_cluster.clone().unwrap_or_else(|| {
+            split_urls(&self.initial_advertise_peer_urls).iter().map(|url| format!("{}={url}", self.name)).collect::<Vec<_>>().join(",")
+        })
+    }
+
+    pub fn advertise_client_urls(&self) -> Vec<String> {
+        split_urls(self.advertise_client_urls.as_deref().unwrap_or(&self.listen_client_urls))
+    }
+
+    pub fn backend_bytes_quota(&self) -> u64 {
+        if self.quota_backend_bytes == 0 { crate::base::Limits::default().backend_bytes_quota } else { self.quota_backend_bytes }
+    }
+}
+
+pub fn split_urls(urls: &str) -> Vec<String> {
+    urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect()
+}
+
+/// Parses etcd-style durations: "10m", "1h30m", "500ms", "90s"; a bare number is `bare_unit`.
+pub fn parse_duration(text: &str, bare_unit: std::time::Duration) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(number) = text.parse::<f64>() {
+        return Ok(bare_unit.mul_f64(number));
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("missing unit in duration {text:?}"))?;
+        let number: f64 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        let unit_end = rest[digits..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |end| digits + end);
+        let unit = match &rest[digits..unit_end] {
+            "ms" => std::time::Duration::from_millis(1),
+            "s" => std::time::Duration::from_secs(1),
+            "m" => std::time::Duration::from_secs(60),
+            "h" => std::time::Duration::from_secs(3600),
+            other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
+        };
+        total += unit.mul_f64(number);
+        rest = &rest[unit_end..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_match_etcd() {
+        let config = Config::parse_from(["cairn"]);
+        assert_eq!(config.data_dir(), PathBuf::from("default.cairn"));
+        assert_eq!(config.initial_cluster(), "default=http://127.0.0.1:2380");
+        assert_eq!((config.heartbeat_interval, config.election_timeout, config.max_txn_ops), (100, 1000, 128));
+        assert_eq!(config.max_request_bytes, 1_572_864);
+        let config = Config::parse_from(["cairn", "--unsafe-no-fsync", "--log-level=debug", "--logger", "zap"]);
+        assert!(config.unsafe_no_fsync);
+        assert_eq!(config.log_level, "debug");
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(parse_duration("10m", hour), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m", hour), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms", hour), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2", hour), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("5y", hour).is_err());
+    }
+}

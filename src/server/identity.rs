@@ -1,0 +1,100 @@
+//! Cluster and member IDs, derived deterministically from the bootstrap flags (as etcd
+//! derives them), and persisted in the data directory so a restart needs no flags.
+
+use crate::base::MemberId;
+use crate::io::Disk;
+use crate::raft::MemberNode;
+use crate::storage::codec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub cluster_id: u64,
+    pub member_id: MemberId,
+    pub name: String,
+    pub token: String,
+}
+
+/// FNV-1a, 64 bit: stable across platforms and releases, unlike std's hasher.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.iter().chain(&[0xff]) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// A member's ID: from its sorted peer URLs and the cluster token.
+pub fn member_id(peer_urls: &[String], token: &str) -> MemberId {
+    let mut urls = peer_urls.to_vec();
+    urls.sort();
+    fnv1a(&[urls.join(",").as_bytes(), token.as_bytes()])
+}
+
+/// The cluster's ID: from its sorted member IDs and the token.
+pub fn cluster_id(member_ids: &[MemberId], token: &str) -> u64 {
+    let mut ids = member_ids.to_vec();
+    ids.sort();
+    let joined: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    fnv1a(&[&joined, token.as_bytes()])
+}
+
+/// Parses `--initial-cluster` (`name=url,name=url2,...`) into members by ID.
+pub fn parse_initial_cluster(text: &str, token: &str) -> Result<BTreeMap<MemberId, MemberNode>, String> {
+    let mut urls_by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (name, url) = item.split_once('=').ok_or_else(|| format!("--initial-cluster entry {item:?} is not name=URL"))?;
+        urls_by_name.entry(name.to_string()).or_default().push(url.to_string());
+    }
+    if urls_by_name.is_empty() {
+        return Err("--initial-cluster is empty".to_string());
+    }
+    Ok(urls_by_name
+        .into_iter()
+        .map(|(name, peer_urls)| (member_id(&peer_urls, token), MemberNode { name, peer_urls, client_urls: Vec::new() }))
+        .collect())
+}
+
+const IDENTITY_FILE: &str = "identity";
+
+/// The identity stored in `member_dir`, if this data directory was used before.
+pub fn load(disk: &dyn Disk, member_dir: &Path) -> anyhow::Result<Option<Identity>> {
+    let path = member_dir.join(IDENTITY_FILE);
+    if !disk.exists(&path) {
+        return Ok(None);
+    }
+    let bytes = disk.read(&path)?;
+    Ok(Some(codec::decode("member identity", &bytes).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?))
+}
+
+/// Stores the identity durably (file synced, then its directory).
+pub fn save(disk: &dyn Disk, member_dir: &Path, identity: &Identity) -> anyhow::Result<()> {
+    disk.create_dir_all(member_dir)?;
+    let path = member_dir.join(IDENTITY_FILE);
+    let temporary = member_dir.join(format!("{IDENTITY_FILE}.tmp"));
+    disk.write_synced(&temporary, &codec::encode(identity))?;
+    disk.rename(&temporary, &path)?;
+    disk.sync_dir(member_dir)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_token_dependent() {
+        let members = parse_initial_cluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2382", "t").unwrap();
+        assert_eq!(members.len(), 2);
+        let again = parse_initial_cluster("b=http://127.0.0.1:2382,a=http://127.0.0.1:2380", "t").unwrap();
+        assert_eq!(members, again);
+        let other_token = parse_initial_cluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2382", "u").unwrap();
+        assert_ne!(members.keys().collect::<Vec<_>>(), other_token.keys().collect::<Vec<_>>());
+        assert!(parse_initial_cluster("nonsense", "t").is_err());
+    }
+}
