@@ -1,0 +1,152 @@
+//! Helpers for tests that start the real `cairn` binary on loopback and drive it with the
+//! real `etcdctl` or a gRPC client. Every process started is killed when its handle drops.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound then released; the tests bind it again right away).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// Starts cairn with its data in `data_dir` and waits until it answers.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Server {
+        let port = free_port();
+        let mut server = Server {
+            child: None,
+            endpoint: format!("127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            log: data_dir.with_extension("log"),
+            extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let peer_port = free_port();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg(format!("--listen-client-urls=http://{}", self.endpoint))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"))
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start cairn");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("cairn exited early with {status}; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            }
+            let output = self.etcdctl(&["endpoint", "health", "--command-timeout=1s"]);
+            if output.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cairn did not become healthy; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the binary again on the same port and data directory (peer port is new, which a
+    /// restarted member must not care about).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn etcdctl(&self, args: &[&str]) -> Output {
+        etcdctl(&self.endpoint, args, None)
+    }
+
+    pub fn etcdctl_input(&self, args: &[&str], input: &str) -> Output {
+        etcdctl(&self.endpoint, args, Some(input))
+    }
+
+    /// Runs etcdctl and returns its stdout, failing the test if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.etcdctl(args);
+        assert!(output.status.success(), "etcdctl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs etcdctl expecting failure; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.etcdctl(args);
+        assert!(!output.status.success(), "etcdctl {args:?} should fail, printed {}", String::from_utf8_lossy(&output.stdout));
+        String::from_utf8(output.stderr).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The real etcdctl from Debian's etcd-client package (ci/test installs it when missing).
+pub fn etcdctl_path() -> &'static str {
+    let path = "/usr/bin/etcdctl";
+    assert!(Path::new(path).exists(), "etcdctl is missing: install Debian's etcd-client package (ci/test does)");
+    path
+}
+
+pub fn etcdctl(endpoint: &str, args: &[&str], input: Option<&str>) -> Output {
+    let mut command = Command::new(etcdctl_path());
+    command.env("ETCDCTL_API", "3").arg(format!("--endpoints={endpoint}")).arg("--dial-timeout=2s").args(args);
+    command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run etcdctl");
+    if let Some(input) = input {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Starts etcdctl in the background (for watch and keep-alive), stdout captured.
+pub fn etcdctl_background(endpoint: &str, args: &[&str]) -> Child {
+    Command::new(etcdctl_path())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl")
+}
+
+/// Reads what a background etcdctl printed, stopping it after `wait`.
+pub fn stop_and_read(mut child: Child, wait: Duration) -> String {
+    std::thread::sleep(wait);
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
