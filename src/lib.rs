@@ -2,13 +2,13 @@
 //! real sockets in production and inside the madsim deterministic simulator.
 //! See ARCHITECTURE.md for the layers and what each deliberately does not know.
 
-pub mod base;
-pub mod mvcc;
-pub mod lease;
-pub mod watch;
-pub mod apply;
-pub mod io;
-pub mod storage;
-pub mod raft;
 pub mod api;
+pub mod apply;
+pub mod base;
+pub mod io;
+pub mod lease;
+pub mod mvcc;
+pub mod raft;
 pub mod server;
+pub mod storage;
+pub mod watch;

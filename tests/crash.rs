@@ -1,5 +1,7 @@
 //! `kill -9` during a bounded concurrent write load: after a restart every acknowledged write
 //! is there, with the value acknowledged.
+// These start real processes on real sockets; the simulator has its own tests in sim/.
+#![cfg(not(madsim))]
 
 mod common;
 
@@ -15,19 +17,30 @@ const WRITES_PER_WRITER_MAX: usize = 5000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(&dir.path().join("data"), &["--snapshot-count=300", "--wal-segment-bytes=65536"]);
+    let mut server = Server::start(
+        &dir.path().join("data"),
+        &["--snapshot-count=300", "--wal-segment-bytes=65536"],
+    );
     let endpoint = format!("http://{}", server.endpoint);
     let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
-        let channel = Channel::from_shared(endpoint.clone()).unwrap().connect().await.unwrap();
+        let channel = Channel::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
         let acknowledged = acknowledged.clone();
         writers.push(tokio::spawn(async move {
             let mut kv = KvClient::new(channel);
             for index in 0..WRITES_PER_WRITER_MAX {
                 let key = format!("w{writer:02}-{:05}", index % 700);
                 let value = format!("{writer}-{index}");
-                let request = pb::PutRequest { key: key.clone().into_bytes().into(), value: value.clone().into_bytes().into(), ..Default::default() };
+                let request = pb::PutRequest {
+                    key: key.clone().into_bytes().into(),
+                    value: value.clone().into_bytes().into(),
+                    ..Default::default()
+                };
                 match tokio::time::timeout(Duration::from_secs(5), kv.put(request)).await {
                     Ok(Ok(_)) => acknowledged.lock().unwrap().push((key, value)),
                     _ => return,
@@ -41,22 +54,58 @@ async fn every_acknowledged_write_survives_kill_9() {
         writer.await.unwrap();
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() > 100, "the load ran before the kill ({} writes)", acknowledged.len());
+    assert!(
+        acknowledged.len() > 100,
+        "the load ran before the kill ({} writes)",
+        acknowledged.len()
+    );
     server.restart();
-    let mut kv = KvClient::new(Channel::from_shared(endpoint).unwrap().connect().await.unwrap());
+    let mut kv = KvClient::new(
+        Channel::from_shared(endpoint)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
     // The last acknowledged value of each key must be the one stored (writers own their keys).
     let mut latest = std::collections::BTreeMap::new();
     for (key, value) in acknowledged.iter() {
         latest.insert(key.clone(), value.clone());
     }
-    let everything = kv.range(pb::RangeRequest { key: b"w".to_vec().into(), range_end: b"x".to_vec().into(), ..Default::default() }).await.unwrap().into_inner();
-    let stored: std::collections::BTreeMap<String, String> = everything.kvs.iter().map(|kv| (String::from_utf8(kv.key.to_vec()).unwrap(), String::from_utf8(kv.value.to_vec()).unwrap())).collect();
+    let everything = kv
+        .range(pb::RangeRequest {
+            key: b"w".to_vec().into(),
+            range_end: b"x".to_vec().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stored: std::collections::BTreeMap<String, String> = everything
+        .kvs
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8(kv.key.to_vec()).unwrap(),
+                String::from_utf8(kv.value.to_vec()).unwrap(),
+            )
+        })
+        .collect();
     for (key, value) in &latest {
-        let found = stored.get(key).unwrap_or_else(|| panic!("acknowledged key {key} lost after kill -9"));
+        let found = stored
+            .get(key)
+            .unwrap_or_else(|| panic!("acknowledged key {key} lost after kill -9"));
         let acknowledged_index: usize = value.split('-').nth(1).unwrap().parse().unwrap();
         let stored_index: usize = found.split('-').nth(1).unwrap().parse().unwrap();
         // A write in flight at the kill may have landed without its acknowledgement.
-        assert!(stored_index >= acknowledged_index, "key {key}: acknowledged {value}, found older {found}");
+        assert!(
+            stored_index >= acknowledged_index,
+            "key {key}: acknowledged {value}, found older {found}"
+        );
     }
-    println!("{} acknowledged writes across {} keys all survived kill -9", acknowledged.len(), latest.len());
+    println!(
+        "{} acknowledged writes across {} keys all survived kill -9",
+        acknowledged.len(),
+        latest.len()
+    );
 }

@@ -3,24 +3,29 @@
 
 use super::pb::etcdserverpb as pb;
 use super::pb::mvccpb;
-use crate::apply::{Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RequestOp, ResponseOp, TxnRequest, TxnResponse};
+use crate::apply::{
+    Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RequestOp, ResponseOp,
+    TxnRequest, TxnResponse,
+};
 use crate::base::{EtcdError, KeyRange};
 use crate::mvcc::{Event, EventKind, KeyValue, RangeQuery, RangeResult, SortOrder, SortTarget};
 
 pub fn range_query(request: pb::RangeRequest) -> Result<RangeQuery, EtcdError> {
     use pb::range_request::{SortOrder as PbOrder, SortTarget as PbTarget};
-    let sort_order = match PbOrder::try_from(request.sort_order).map_err(|_| EtcdError::InvalidSortOption)? {
-        PbOrder::None => SortOrder::None,
-        PbOrder::Ascend => SortOrder::Ascend,
-        PbOrder::Descend => SortOrder::Descend,
-    };
-    let sort_target = match PbTarget::try_from(request.sort_target).map_err(|_| EtcdError::InvalidSortOption)? {
-        PbTarget::Key => SortTarget::Key,
-        PbTarget::Version => SortTarget::Version,
-        PbTarget::Create => SortTarget::Create,
-        PbTarget::Mod => SortTarget::Mod,
-        PbTarget::Value => SortTarget::Value,
-    };
+    let sort_order =
+        match PbOrder::try_from(request.sort_order).map_err(|_| EtcdError::InvalidSortOption)? {
+            PbOrder::None => SortOrder::None,
+            PbOrder::Ascend => SortOrder::Ascend,
+            PbOrder::Descend => SortOrder::Descend,
+        };
+    let sort_target =
+        match PbTarget::try_from(request.sort_target).map_err(|_| EtcdError::InvalidSortOption)? {
+            PbTarget::Key => SortTarget::Key,
+            PbTarget::Version => SortTarget::Version,
+            PbTarget::Create => SortTarget::Create,
+            PbTarget::Mod => SortTarget::Mod,
+            PbTarget::Value => SortTarget::Value,
+        };
     Ok(RangeQuery {
         range: KeyRange::new(request.key, request.range_end),
         limit: request.limit,
@@ -48,7 +53,10 @@ pub fn put_request(request: pb::PutRequest) -> PutRequest {
 }
 
 pub fn delete_request(request: pb::DeleteRangeRequest) -> DeleteRequest {
-    DeleteRequest { range: KeyRange::new(request.key, request.range_end), prev_kv: request.prev_kv }
+    DeleteRequest {
+        range: KeyRange::new(request.key, request.range_end),
+        prev_kv: request.prev_kv,
+    }
 }
 
 fn compare(compare: pb::Compare) -> Compare {
@@ -83,7 +91,11 @@ fn compare(compare: pb::Compare) -> Compare {
             _ => 0,
         }),
     };
-    Compare { range: KeyRange::new(compare.key, compare.range_end), result, target }
+    Compare {
+        range: KeyRange::new(compare.key, compare.range_end),
+        result,
+        target,
+    }
 }
 
 fn request_op(operation: pb::RequestOp) -> Result<RequestOp, EtcdError> {
@@ -101,8 +113,16 @@ fn request_op(operation: pb::RequestOp) -> Result<RequestOp, EtcdError> {
 pub fn txn_request(request: pb::TxnRequest) -> Result<TxnRequest, EtcdError> {
     Ok(TxnRequest {
         compares: request.compare.into_iter().map(compare).collect(),
-        success: request.success.into_iter().map(request_op).collect::<Result<_, _>>()?,
-        failure: request.failure.into_iter().map(request_op).collect::<Result<_, _>>()?,
+        success: request
+            .success
+            .into_iter()
+            .map(request_op)
+            .collect::<Result<_, _>>()?,
+        failure: request
+            .failure
+            .into_iter()
+            .map(request_op)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -117,8 +137,16 @@ pub fn key_value(kv: KeyValue) -> mvccpb::KeyValue {
     }
 }
 
-pub fn range_response(result: RangeResult, header: Option<pb::ResponseHeader>) -> pb::RangeResponse {
-    pb::RangeResponse { header, kvs: result.kvs.into_iter().map(key_value).collect(), more: result.more, count: result.count }
+pub fn range_response(
+    result: RangeResult,
+    header: Option<pb::ResponseHeader>,
+) -> pb::RangeResponse {
+    pb::RangeResponse {
+        header,
+        kvs: result.kvs.into_iter().map(key_value).collect(),
+        more: result.more,
+        count: result.count,
+    }
 }
 
 pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -> pb::TxnResponse {
@@ -128,18 +156,31 @@ pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -
         .into_iter()
         .map(|operation| pb::ResponseOp {
             response: Some(match operation {
-                ResponseOp::Range(result) => Response::ResponseRange(range_response(result, header.clone())),
-                ResponseOp::Put { prev_kv } => Response::ResponsePut(pb::PutResponse { header: header.clone(), prev_kv: prev_kv.map(key_value) }),
-                ResponseOp::Delete { deleted, prev_kvs } => Response::ResponseDeleteRange(pb::DeleteRangeResponse {
-                    header: header.clone(),
-                    deleted,
-                    prev_kvs: prev_kvs.into_iter().map(key_value).collect(),
+                ResponseOp::Range(result) => {
+                    Response::ResponseRange(range_response(result, header))
+                }
+                ResponseOp::Put { prev_kv } => Response::ResponsePut(pb::PutResponse {
+                    header,
+                    prev_kv: prev_kv.map(key_value),
                 }),
-                ResponseOp::Txn(nested) => Response::ResponseTxn(txn_response(nested, header.clone())),
+                ResponseOp::Delete { deleted, prev_kvs } => {
+                    Response::ResponseDeleteRange(pb::DeleteRangeResponse {
+                        header,
+                        deleted,
+                        prev_kvs: prev_kvs.into_iter().map(key_value).collect(),
+                    })
+                }
+                ResponseOp::Txn(nested) => {
+                    Response::ResponseTxn(txn_response(nested, header))
+                }
             }),
         })
         .collect();
-    pb::TxnResponse { header, succeeded: response.succeeded, responses }
+    pb::TxnResponse {
+        header,
+        succeeded: response.succeeded,
+        responses,
+    }
 }
 
 pub fn event(event: Event) -> mvccpb::Event {
@@ -147,5 +188,9 @@ pub fn event(event: Event) -> mvccpb::Event {
         EventKind::Put => mvccpb::event::EventType::Put,
         EventKind::Delete => mvccpb::event::EventType::Delete,
     };
-    mvccpb::Event { r#type: kind as i32, kv: Some(key_value(event.kv)), prev_kv: event.prev_kv.map(key_value) }
+    mvccpb::Event {
+        r#type: kind as i32,
+        kv: Some(key_value(event.kv)),
+        prev_kv: event.prev_kv.map(key_value),
+    }
 }

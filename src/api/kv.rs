@@ -24,7 +24,10 @@ impl KvService {
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+    async fn range(
+        &self,
+        request: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
         let request = request.into_inner();
         self.context.check_size(&request)?;
         if request.key.is_empty() {
@@ -38,38 +41,55 @@ impl Kv for KvService {
         let view = self.context.node.view();
         let store = view.machine.store();
         let result = store.range(&query).map_err(status)?;
-        Ok(Response::new(convert::range_response(result, self.context.header(store.current_revision()))))
+        Ok(Response::new(convert::range_response(
+            result,
+            self.context.header(store.current_revision()),
+        )))
     }
 
-    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let put = convert::put_request(request);
-        crate::apply::validate_operation(&RequestOp::Put(put.clone()), &self.context.limits).map_err(status)?;
+        crate::apply::validate_operation(&RequestOp::Put(put.clone()), &self.context.limits)
+            .map_err(status)?;
         match self.propose(Command::Put(put)).await? {
-            (Outcome::Put { prev_kv }, revision) => {
-                Ok(Response::new(pb::PutResponse { header: self.context.header(revision), prev_kv: prev_kv.map(convert::key_value) }))
-            }
+            (Outcome::Put { prev_kv }, revision) => Ok(Response::new(pb::PutResponse {
+                header: self.context.header(revision),
+                prev_kv: prev_kv.map(convert::key_value),
+            })),
             (other, _) => unreachable!("a put applied as {other:?}"),
         }
     }
 
-    async fn delete_range(&self, request: Request<pb::DeleteRangeRequest>) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let delete = convert::delete_request(request);
-        crate::apply::validate_operation(&RequestOp::Delete(delete.clone()), &self.context.limits).map_err(status)?;
+        crate::apply::validate_operation(&RequestOp::Delete(delete.clone()), &self.context.limits)
+            .map_err(status)?;
         match self.propose(Command::Delete(delete)).await? {
-            (Outcome::Delete { deleted, prev_kvs }, revision) => Ok(Response::new(pb::DeleteRangeResponse {
-                header: self.context.header(revision),
-                deleted,
-                prev_kvs: prev_kvs.into_iter().map(convert::key_value).collect(),
-            })),
+            (Outcome::Delete { deleted, prev_kvs }, revision) => {
+                Ok(Response::new(pb::DeleteRangeResponse {
+                    header: self.context.header(revision),
+                    deleted,
+                    prev_kvs: prev_kvs.into_iter().map(convert::key_value).collect(),
+                }))
+            }
             (other, _) => unreachable!("a delete applied as {other:?}"),
         }
     }
 
-    async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let serializable = is_serializable(&request);
@@ -84,20 +104,35 @@ impl Kv for KvService {
             let mut machine = self.context.node.view().machine;
             let applied = machine.apply(0, &Command::Txn(txn));
             return match applied.result.map_err(status)? {
-                Outcome::Txn(response) => Ok(Response::new(convert::txn_response(response, self.context.header(applied.revision)))),
+                Outcome::Txn(response) => Ok(Response::new(convert::txn_response(
+                    response,
+                    self.context.header(applied.revision),
+                ))),
                 other => unreachable!("a txn applied as {other:?}"),
             };
         }
         match self.propose(Command::Txn(txn)).await? {
-            (Outcome::Txn(response), revision) => Ok(Response::new(convert::txn_response(response, self.context.header(revision)))),
+            (Outcome::Txn(response), revision) => Ok(Response::new(convert::txn_response(
+                response,
+                self.context.header(revision),
+            ))),
             (other, _) => unreachable!("a txn applied as {other:?}"),
         }
     }
 
-    async fn compact(&self, request: Request<pb::CompactionRequest>) -> Result<Response<pb::CompactionResponse>, Status> {
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
         let request = request.into_inner();
-        let (_, revision) = self.propose(Command::Compact { revision: request.revision }).await?;
-        Ok(Response::new(pb::CompactionResponse { header: self.context.header(revision) }))
+        let (_, revision) = self
+            .propose(Command::Compact {
+                revision: request.revision,
+            })
+            .await?;
+        Ok(Response::new(pb::CompactionResponse {
+            header: self.context.header(revision),
+        }))
     }
 }
 
@@ -116,9 +151,12 @@ fn is_read_only(txn: &TxnRequest) -> bool {
 /// True when every range in the txn is marked serializable (etcd's `isTxnSerializable`).
 fn is_serializable(txn: &pb::TxnRequest) -> bool {
     use pb::request_op::Request;
-    txn.success.iter().chain(&txn.failure).all(|operation| match &operation.request {
-        Some(Request::RequestRange(range)) => range.serializable,
-        Some(Request::RequestTxn(nested)) => is_serializable(nested),
-        _ => true,
-    })
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|operation| match &operation.request {
+            Some(Request::RequestRange(range)) => range.serializable,
+            Some(Request::RequestTxn(nested)) => is_serializable(nested),
+            _ => true,
+        })
 }

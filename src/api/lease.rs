@@ -23,33 +23,65 @@ impl LeaseService {
     }
 }
 
-type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send + 'static>>;
+type KeepAliveStream =
+    Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl Lease for LeaseService {
-    async fn lease_grant(&self, request: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+    async fn lease_grant(
+        &self,
+        request: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let request = request.into_inner();
         if request.ttl > LEASE_TTL_SECONDS_MAX {
             return Err(status(EtcdError::LeaseTtlTooLarge));
         }
-        let applied = self.context.node.propose(Command::LeaseGrant { id: request.id, ttl_seconds: request.ttl }).await.map_err(status)?;
+        let applied = self
+            .context
+            .node
+            .propose(Command::LeaseGrant {
+                id: request.id,
+                ttl_seconds: request.ttl,
+            })
+            .await
+            .map_err(status)?;
         match applied.result.map_err(status)? {
             Outcome::LeaseGranted { id, ttl_seconds } => {
-                Ok(Response::new(pb::LeaseGrantResponse { header: self.context.header(applied.revision), id, ttl: ttl_seconds, error: String::new() }))
+                Ok(Response::new(pb::LeaseGrantResponse {
+                    header: self.context.header(applied.revision),
+                    id,
+                    ttl: ttl_seconds,
+                    error: String::new(),
+                }))
             }
             other => unreachable!("a lease grant applied as {other:?}"),
         }
     }
 
-    async fn lease_revoke(&self, request: Request<pb::LeaseRevokeRequest>) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        let applied = self.context.node.propose(Command::LeaseRevoke { id: request.into_inner().id }).await.map_err(status)?;
+    async fn lease_revoke(
+        &self,
+        request: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let applied = self
+            .context
+            .node
+            .propose(Command::LeaseRevoke {
+                id: request.into_inner().id,
+            })
+            .await
+            .map_err(status)?;
         applied.result.map_err(status)?;
-        Ok(Response::new(pb::LeaseRevokeResponse { header: self.context.header(applied.revision) }))
+        Ok(Response::new(pb::LeaseRevokeResponse {
+            header: self.context.header(applied.revision),
+        }))
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
 
-    async fn lease_keep_alive(&self, request: Request<Streaming<pb::LeaseKeepAliveRequest>>) -> Result<Response<KeepAliveStream>, Status> {
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<KeepAliveStream>, Status> {
         let mut inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(KEEPALIVE_RESPONSES_QUEUED_MAX);
         let context = self.context.clone();
@@ -60,9 +92,17 @@ impl Lease for LeaseService {
                     Ok(None) | Err(_) => return,
                 };
                 let response = match context.lessor.keep_alive(request.id).await {
-                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse { header: context.header(context.current_revision()), id: request.id, ttl }),
+                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
+                        header: context.header(context.current_revision()),
+                        id: request.id,
+                        ttl,
+                    }),
                     // etcd answers a keepalive for an unknown lease with TTL 0, not an error.
-                    Err(EtcdError::LeaseNotFound) => Ok(pb::LeaseKeepAliveResponse { header: context.header(context.current_revision()), id: request.id, ttl: 0 }),
+                    Err(EtcdError::LeaseNotFound) => Ok(pb::LeaseKeepAliveResponse {
+                        header: context.header(context.current_revision()),
+                        id: request.id,
+                        ttl: 0,
+                    }),
                     Err(error) => Err(status(error)),
                 };
                 let failed = response.is_err();
@@ -74,27 +114,59 @@ impl Lease for LeaseService {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
-    async fn lease_time_to_live(&self, request: Request<pb::LeaseTimeToLiveRequest>) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+    async fn lease_time_to_live(
+        &self,
+        request: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let request = request.into_inner();
         self.context.node.read_barrier().await.map_err(status)?;
         let header = self.context.header(self.context.current_revision());
-        let Some((remaining_seconds, granted_seconds)) = self.context.lessor.time_to_live(request.id) else {
+        let Some((remaining_seconds, granted_seconds)) =
+            self.context.lessor.time_to_live(request.id)
+        else {
             // etcd reports an unknown or expired lease as TTL -1.
-            return Ok(Response::new(pb::LeaseTimeToLiveResponse { header, id: request.id, ttl: -1, granted_ttl: 0, keys: Vec::new() }));
+            return Ok(Response::new(pb::LeaseTimeToLiveResponse {
+                header,
+                id: request.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            }));
         };
         let keys = if request.keys {
             let view = self.context.node.view();
-            view.machine.leases().get(request.id).map(|lease| lease.keys.iter().cloned().collect()).unwrap_or_default()
+            view.machine
+                .leases()
+                .get(request.id)
+                .map(|lease| lease.keys.iter().cloned().collect())
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
-        Ok(Response::new(pb::LeaseTimeToLiveResponse { header, id: request.id, ttl: remaining_seconds, granted_ttl: granted_seconds, keys }))
+        Ok(Response::new(pb::LeaseTimeToLiveResponse {
+            header,
+            id: request.id,
+            ttl: remaining_seconds,
+            granted_ttl: granted_seconds,
+            keys,
+        }))
     }
 
-    async fn lease_leases(&self, _request: Request<pb::LeaseLeasesRequest>) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+    async fn lease_leases(
+        &self,
+        _request: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         self.context.node.read_barrier().await.map_err(status)?;
         let view = self.context.node.view();
-        let leases = view.machine.leases().iter().map(|lease| pb::LeaseStatus { id: lease.id }).collect();
-        Ok(Response::new(pb::LeaseLeasesResponse { header: self.context.header(view.machine.store().current_revision()), leases }))
+        let leases = view
+            .machine
+            .leases()
+            .iter()
+            .map(|lease| pb::LeaseStatus { id: lease.id })
+            .collect();
+        Ok(Response::new(pb::LeaseLeasesResponse {
+            header: self.context.header(view.machine.store().current_revision()),
+            leases,
+        }))
     }
 }

@@ -16,28 +16,39 @@ impl MaintenanceService {
     }
 }
 
-type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send + 'static>>;
+type SnapshotStream =
+    Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, request: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+    async fn alarm(
+        &self,
+        request: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
         use pb::alarm_request::AlarmAction;
         // Cairn raises no persistent alarms: a full quota refuses each write as it comes
         // (`database space exceeded`) and clears itself once compaction frees space.
         match AlarmAction::try_from(request.into_inner().action) {
             Ok(AlarmAction::Get) | Ok(AlarmAction::Deactivate) => {
-                Ok(Response::new(pb::AlarmResponse { header: self.context.header(self.context.current_revision()), alarms: Vec::new() }))
+                Ok(Response::new(pb::AlarmResponse {
+                    header: self.context.header(self.context.current_revision()),
+                    alarms: Vec::new(),
+                }))
             }
             _ => Err(unimplemented("Maintenance.Alarm(ACTIVATE)")),
         }
     }
 
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let node_status = self.context.node.status();
         let view = self.context.node.view();
         let store = view.machine.store();
         let member_dir = self.context.data_dir.join("member");
-        let db_size = self.context.disk.used_bytes(&member_dir.join("wal")) + self.context.disk.used_bytes(&member_dir.join("snap"));
+        let db_size = self.context.disk.used_bytes(&member_dir.join("wal"))
+            + self.context.disk.used_bytes(&member_dir.join("snap"));
         Ok(Response::new(pb::StatusResponse {
             header: self.context.header(store.current_revision()),
             version: SERVER_VERSION.to_string(),
@@ -55,20 +66,36 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(&self, _request: Request<pb::DefragmentRequest>) -> Result<Response<pb::DefragmentResponse>, Status> {
+    async fn defragment(
+        &self,
+        _request: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
         // Cairn's storage has no free pages to give back: compaction already frees the space.
-        Ok(Response::new(pb::DefragmentResponse { header: self.context.header(self.context.current_revision()) }))
+        Ok(Response::new(pb::DefragmentResponse {
+            header: self.context.header(self.context.current_revision()),
+        }))
     }
 
-    async fn hash(&self, _request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(
+        &self,
+        _request: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
         let view = self.context.node.view();
-        Ok(Response::new(pb::HashResponse { header: self.context.header(view.machine.store().current_revision()), hash: view.machine.hash() }))
+        Ok(Response::new(pb::HashResponse {
+            header: self.context.header(view.machine.store().current_revision()),
+            hash: view.machine.hash(),
+        }))
     }
 
-    async fn hash_kv(&self, request: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        request: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
         let view = self.context.node.view();
         let store = view.machine.store();
-        let revision = store.readable_revision(request.into_inner().revision).map_err(status)?;
+        let revision = store
+            .readable_revision(request.into_inner().revision)
+            .map_err(status)?;
         Ok(Response::new(pb::HashKvResponse {
             header: self.context.header(store.current_revision()),
             hash: store.hash_kv(revision),
@@ -79,19 +106,31 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(&self, _request: Request<pb::SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(
+        &self,
+        _request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
         Err(unimplemented("Maintenance.Snapshot"))
     }
 
-    async fn move_leader(&self, request: Request<pb::MoveLeaderRequest>) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+    async fn move_leader(
+        &self,
+        request: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         let node_status = self.context.node.status();
-        if request.into_inner().target_id == self.context.node.member_id() && node_status.is_leader {
-            return Ok(Response::new(pb::MoveLeaderResponse { header: self.context.header(self.context.current_revision()) }));
+        if request.into_inner().target_id == self.context.node.member_id() && node_status.is_leader
+        {
+            return Ok(Response::new(pb::MoveLeaderResponse {
+                header: self.context.header(self.context.current_revision()),
+            }));
         }
         Err(unimplemented("Maintenance.MoveLeader to another member"))
     }
 
-    async fn downgrade(&self, _request: Request<pb::DowngradeRequest>) -> Result<Response<pb::DowngradeResponse>, Status> {
+    async fn downgrade(
+        &self,
+        _request: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
         Err(unimplemented("Maintenance.Downgrade"))
     }
 }

@@ -91,7 +91,12 @@ impl Default for WatchLimits {
 
 impl Context {
     pub fn header(&self, revision: Revision) -> Option<ResponseHeader> {
-        Some(ResponseHeader { cluster_id: self.cluster_id, member_id: self.node.member_id(), revision, raft_term: self.node.status().term })
+        Some(ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.node.member_id(),
+            revision,
+            raft_term: self.node.status().term,
+        })
     }
 
     pub fn current_revision(&self) -> Revision {
@@ -120,7 +125,9 @@ pub fn status(error: EtcdError) -> Status {
         | EtcdError::InvalidSortOption
         | EtcdError::InvalidWatchRange
         | EtcdError::WatchIdExists(_) => Code::InvalidArgument,
-        EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => Code::OutOfRange,
+        EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
+            Code::OutOfRange
+        }
         EtcdError::NoSpace => Code::ResourceExhausted,
         EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
         EtcdError::LeaseExists | EtcdError::NotLeader => Code::FailedPrecondition,
@@ -136,5 +143,7 @@ pub fn status(error: EtcdError) -> Status {
 
 /// The answer for an RPC Cairn does not serve yet: a clear Unimplemented, never a hang.
 pub fn unimplemented(rpc: &str) -> Status {
-    Status::unimplemented(format!("cairn: {rpc} is not implemented by this version of Cairn"))
+    Status::unimplemented(format!(
+        "cairn: {rpc} is not implemented by this version of Cairn"
+    ))
 }

@@ -7,7 +7,9 @@ use super::pb::etcdserverpb::{self as pb, watch_server::Watch};
 use super::pb::mvccpb;
 use super::{convert, Context};
 use crate::base::{EtcdError, KeyRange};
-use crate::watch::{WatchOutput, WatchSpec, WatchStream, DUPLICATE_WATCH_ID_REASON, PROGRESS_WATCH_ID};
+use crate::watch::{
+    WatchOutput, WatchSpec, WatchStream, DUPLICATE_WATCH_ID_REASON, PROGRESS_WATCH_ID,
+};
 use prost::Message;
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -25,16 +27,24 @@ impl WatchService {
     }
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>>;
+type ResponseStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>>;
 type Sender = mpsc::Sender<Result<pb::WatchResponse, Status>>;
 
 #[tonic::async_trait]
 impl Watch for WatchService {
     type WatchStream = ResponseStream;
 
-    async fn watch(&self, request: Request<Streaming<pb::WatchRequest>>) -> Result<Response<ResponseStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<ResponseStream>, Status> {
         let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
-        tokio::spawn(serve_stream(self.context.clone(), request.into_inner(), sender));
+        tokio::spawn(serve_stream(
+            self.context.clone(),
+            request.into_inner(),
+            sender,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
@@ -54,7 +64,10 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
         let outputs = watchers.poll(store, context.watch.events_per_response_max);
         let delivered = !outputs.is_empty();
         for output in outputs {
-            if send_output(&context, &watchers, &sender, output).await.is_err() {
+            if send_output(&context, &watchers, &sender, output)
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -64,7 +77,11 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
         }
         if progress_requested && watchers.is_synced(store.current_revision()) {
             progress_requested = false;
-            let progress = pb::WatchResponse { header: context.header(store.current_revision()), watch_id: PROGRESS_WATCH_ID, ..Default::default() };
+            let progress = pb::WatchResponse {
+                header: context.header(store.current_revision()),
+                watch_id: PROGRESS_WATCH_ID,
+                ..Default::default()
+            };
             if sender.send(Ok(progress)).await.is_err() {
                 return;
             }
@@ -98,7 +115,12 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
 }
 
 /// Handles one client request; returns whether it asked for a progress report.
-async fn handle_request(context: &Context, watchers: &mut WatchStream, sender: &Sender, request: pb::WatchRequest) -> Result<bool, Closed> {
+async fn handle_request(
+    context: &Context,
+    watchers: &mut WatchStream,
+    sender: &Sender,
+    request: pb::WatchRequest,
+) -> Result<bool, Closed> {
     use pb::watch_request::RequestUnion;
     let current = context.current_revision();
     let response = match request.request_union {
@@ -107,9 +129,21 @@ async fn handle_request(context: &Context, watchers: &mut WatchStream, sender: &
             match watch_spec(create) {
                 Err(error) => canceled_on_create(context, requested_id, current, error.to_string()),
                 Ok(spec) => match watchers.create(spec, requested_id, current) {
-                    Ok(watch_id) => pb::WatchResponse { header: context.header(current), watch_id, created: true, ..Default::default() },
-                    Err(EtcdError::WatchIdExists(_)) => canceled_on_create(context, requested_id, current, DUPLICATE_WATCH_ID_REASON.to_string()),
-                    Err(error) => canceled_on_create(context, requested_id, current, error.to_string()),
+                    Ok(watch_id) => pb::WatchResponse {
+                        header: context.header(current),
+                        watch_id,
+                        created: true,
+                        ..Default::default()
+                    },
+                    Err(EtcdError::WatchIdExists(_)) => canceled_on_create(
+                        context,
+                        requested_id,
+                        current,
+                        DUPLICATE_WATCH_ID_REASON.to_string(),
+                    ),
+                    Err(error) => {
+                        canceled_on_create(context, requested_id, current, error.to_string())
+                    }
                 },
             }
         }
@@ -117,7 +151,12 @@ async fn handle_request(context: &Context, watchers: &mut WatchStream, sender: &
             if !watchers.cancel(cancel.watch_id) {
                 return Ok(false);
             }
-            pb::WatchResponse { header: context.header(current), watch_id: cancel.watch_id, canceled: true, ..Default::default() }
+            pb::WatchResponse {
+                header: context.header(current),
+                watch_id: cancel.watch_id,
+                canceled: true,
+                ..Default::default()
+            }
         }
         Some(RequestUnion::ProgressRequest(_)) => return Ok(true),
         None => return Ok(false),
@@ -126,8 +165,20 @@ async fn handle_request(context: &Context, watchers: &mut WatchStream, sender: &
     Ok(false)
 }
 
-fn canceled_on_create(context: &Context, watch_id: i64, current: i64, reason: String) -> pb::WatchResponse {
-    pb::WatchResponse { header: context.header(current), watch_id, created: true, canceled: true, cancel_reason: reason, ..Default::default() }
+fn canceled_on_create(
+    context: &Context,
+    watch_id: i64,
+    current: i64,
+    reason: String,
+) -> pb::WatchResponse {
+    pb::WatchResponse {
+        header: context.header(current),
+        watch_id,
+        created: true,
+        canceled: true,
+        cancel_reason: reason,
+        ..Default::default()
+    }
 }
 
 fn watch_spec(create: pb::WatchCreateRequest) -> Result<WatchSpec, EtcdError> {
@@ -136,7 +187,11 @@ fn watch_spec(create: pb::WatchCreateRequest) -> Result<WatchSpec, EtcdError> {
     if range.is_empty() {
         return Err(EtcdError::InvalidWatchRange);
     }
-    let filters: Vec<Option<FilterType>> = create.filters.iter().map(|filter| FilterType::try_from(*filter).ok()).collect();
+    let filters: Vec<Option<FilterType>> = create
+        .filters
+        .iter()
+        .map(|filter| FilterType::try_from(*filter).ok())
+        .collect();
     Ok(WatchSpec {
         range,
         start_revision: create.start_revision,
@@ -148,9 +203,17 @@ fn watch_spec(create: pb::WatchCreateRequest) -> Result<WatchSpec, EtcdError> {
     })
 }
 
-async fn send_output(context: &Context, watchers: &WatchStream, sender: &Sender, output: WatchOutput) -> Result<(), Closed> {
+async fn send_output(
+    context: &Context,
+    watchers: &WatchStream,
+    sender: &Sender,
+    output: WatchOutput,
+) -> Result<(), Closed> {
     match output {
-        WatchOutput::Compacted { watch_id, compact_revision } => {
+        WatchOutput::Compacted {
+            watch_id,
+            compact_revision,
+        } => {
             let response = pb::WatchResponse {
                 header: context.header(context.current_revision()),
                 watch_id,
@@ -161,14 +224,30 @@ async fn send_output(context: &Context, watchers: &WatchStream, sender: &Sender,
             };
             sender.send(Ok(response)).await.map_err(|_| Closed)
         }
-        WatchOutput::Events { watch_id, revision, events } => {
+        WatchOutput::Events {
+            watch_id,
+            revision,
+            events,
+        } => {
             let events: Vec<mvccpb::Event> = events.into_iter().map(convert::event).collect();
             let header = context.header(revision);
-            let whole = pb::WatchResponse { header: header.clone(), watch_id, events, ..Default::default() };
-            if !watchers.wants_fragments(watch_id) || whole.encoded_len() <= context.limits.request_bytes_max {
+            let whole = pb::WatchResponse {
+                header,
+                watch_id,
+                events,
+                ..Default::default()
+            };
+            if !watchers.wants_fragments(watch_id)
+                || whole.encoded_len() <= context.limits.request_bytes_max
+            {
                 return sender.send(Ok(whole)).await.map_err(|_| Closed);
             }
-            for fragment in fragments(whole.events, context.limits.request_bytes_max, header, watch_id) {
+            for fragment in fragments(
+                whole.events,
+                context.limits.request_bytes_max,
+                header,
+                watch_id,
+            ) {
                 sender.send(Ok(fragment)).await.map_err(|_| Closed)?;
             }
             Ok(())
@@ -178,7 +257,12 @@ async fn send_output(context: &Context, watchers: &WatchStream, sender: &Sender,
 
 /// Splits one revision's large response into pieces under `bytes_max`; every piece but the
 /// last has `fragment` set, as etcd's clients reassemble them.
-fn fragments(events: Vec<mvccpb::Event>, bytes_max: usize, header: Option<pb::ResponseHeader>, watch_id: i64) -> Vec<pb::WatchResponse> {
+fn fragments(
+    events: Vec<mvccpb::Event>,
+    bytes_max: usize,
+    header: Option<pb::ResponseHeader>,
+    watch_id: i64,
+) -> Vec<pb::WatchResponse> {
     let mut pieces: Vec<Vec<mvccpb::Event>> = vec![Vec::new()];
     let mut piece_bytes = 0;
     for event in events {
@@ -195,6 +279,12 @@ fn fragments(events: Vec<mvccpb::Event>, bytes_max: usize, header: Option<pb::Re
     pieces
         .into_iter()
         .enumerate()
-        .map(|(position, events)| pb::WatchResponse { header: header.clone(), watch_id, events, fragment: position + 1 < count, ..Default::default() })
+        .map(|(position, events)| pb::WatchResponse {
+            header,
+            watch_id,
+            events,
+            fragment: position + 1 < count,
+            ..Default::default()
+        })
         .collect()
 }

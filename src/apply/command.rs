@@ -73,18 +73,32 @@ pub enum Command {
     Put(PutRequest),
     Delete(DeleteRequest),
     Txn(TxnRequest),
-    Compact { revision: Revision },
+    Compact {
+        revision: Revision,
+    },
     /// `id` 0 asks the state machine to choose one.
-    LeaseGrant { id: LeaseId, ttl_seconds: i64 },
-    LeaseRevoke { id: LeaseId },
-    LeaseCheckpoint { checkpoints: Vec<LeaseCheckpoint> },
+    LeaseGrant {
+        id: LeaseId,
+        ttl_seconds: i64,
+    },
+    LeaseRevoke {
+        id: LeaseId,
+    },
+    LeaseCheckpoint {
+        checkpoints: Vec<LeaseCheckpoint>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseOp {
     Range(RangeResult),
-    Put { prev_kv: Option<KeyValue> },
-    Delete { deleted: i64, prev_kvs: Vec<KeyValue> },
+    Put {
+        prev_kv: Option<KeyValue>,
+    },
+    Delete {
+        deleted: i64,
+        prev_kvs: Vec<KeyValue>,
+    },
     Txn(TxnResponse),
 }
 
@@ -96,11 +110,19 @@ pub struct TxnResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    Put { prev_kv: Option<KeyValue> },
-    Delete { deleted: i64, prev_kvs: Vec<KeyValue> },
+    Put {
+        prev_kv: Option<KeyValue>,
+    },
+    Delete {
+        deleted: i64,
+        prev_kvs: Vec<KeyValue>,
+    },
     Txn(TxnResponse),
     Compacted,
-    LeaseGranted { id: LeaseId, ttl_seconds: i64 },
+    LeaseGranted {
+        id: LeaseId,
+        ttl_seconds: i64,
+    },
     LeaseRevoked,
     LeaseCheckpointed,
     /// An entry with no command (raft's own blank or membership entries).

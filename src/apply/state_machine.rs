@@ -21,7 +21,12 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(lease_ttl_seconds_min: i64, backend_bytes_quota: u64) -> Self {
-        StateMachine { store: Store::new(), leases: LeaseTable::default(), lease_ttl_seconds_min, backend_bytes_quota }
+        StateMachine {
+            store: Store::new(),
+            leases: LeaseTable::default(),
+            lease_ttl_seconds_min,
+            backend_bytes_quota,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -41,7 +46,12 @@ impl StateMachine {
     /// etcd's Maintenance.Hash: everything replicated, keys and leases.
     pub fn hash(&self) -> u32 {
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&self.store.hash_kv(self.store.current_revision()).to_be_bytes());
+        hasher.update(
+            &self
+                .store
+                .hash_kv(self.store.current_revision())
+                .to_be_bytes(),
+        );
         for lease in self.leases.iter() {
             hasher.update(&lease.id.to_be_bytes());
             hasher.update(&lease.ttl_seconds.to_be_bytes());
@@ -56,35 +66,51 @@ impl StateMachine {
     /// Applies the command of log entry `index`.
     pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
         let result = match command {
-            Command::Put(put) => self
-                .apply_txn(&single(RequestOp::Put(put.clone())))
-                .map(|mut response| match response.responses.pop() {
-                    Some(ResponseOp::Put { prev_kv }) => Outcome::Put { prev_kv },
-                    other => unreachable!("a put answers with a put response, not {other:?}"),
-                }),
+            Command::Put(put) => {
+                self.apply_txn(&single(RequestOp::Put(put.clone())))
+                    .map(|mut response| match response.responses.pop() {
+                        Some(ResponseOp::Put { prev_kv }) => Outcome::Put { prev_kv },
+                        other => unreachable!("a put answers with a put response, not {other:?}"),
+                    })
+            }
             Command::Delete(delete) => self
                 .apply_txn(&single(RequestOp::Delete(delete.clone())))
                 .map(|mut response| match response.responses.pop() {
-                    Some(ResponseOp::Delete { deleted, prev_kvs }) => Outcome::Delete { deleted, prev_kvs },
+                    Some(ResponseOp::Delete { deleted, prev_kvs }) => {
+                        Outcome::Delete { deleted, prev_kvs }
+                    }
                     other => unreachable!("a delete answers with a delete response, not {other:?}"),
                 }),
             Command::Txn(txn) => self.apply_txn(txn).map(Outcome::Txn),
-            Command::Compact { revision } => self.store.compact(*revision).map(|()| Outcome::Compacted),
+            Command::Compact { revision } => {
+                self.store.compact(*revision).map(|()| Outcome::Compacted)
+            }
             Command::LeaseGrant { id, ttl_seconds } => {
-                let id = if *id == 0 { self.choose_lease_id(index) } else { *id };
+                let id = if *id == 0 {
+                    self.choose_lease_id(index)
+                } else {
+                    *id
+                };
                 self.leases
                     .grant(id, *ttl_seconds, self.lease_ttl_seconds_min)
-                    .map(|lease| Outcome::LeaseGranted { id, ttl_seconds: lease.ttl_seconds })
+                    .map(|lease| Outcome::LeaseGranted {
+                        id,
+                        ttl_seconds: lease.ttl_seconds,
+                    })
             }
             Command::LeaseRevoke { id } => self.revoke(*id).map(|()| Outcome::LeaseRevoked),
             Command::LeaseCheckpoint { checkpoints } => {
                 for checkpoint in checkpoints {
-                    self.leases.checkpoint(checkpoint.id, checkpoint.remaining_ttl_seconds);
+                    self.leases
+                        .checkpoint(checkpoint.id, checkpoint.remaining_ttl_seconds);
                 }
                 Ok(Outcome::LeaseCheckpointed)
             }
         };
-        Applied { revision: self.store.current_revision(), result }
+        Applied {
+            revision: self.store.current_revision(),
+            result,
+        }
     }
 
     /// A server-chosen lease ID: derived from the log index so every member picks the same
@@ -125,14 +151,29 @@ impl StateMachine {
 
     /// etcd's `checkRequests` on the chosen path: leases exist, ignore_* keys exist, range
     /// revisions readable. Nothing is changed unless the whole path passes.
-    fn check_path(&self, txn: &TxnRequest, path: &[bool], step: &mut usize, puts_bytes: &mut u64) -> Result<(), EtcdError> {
-        let branch = if path[*step] { &txn.success } else { &txn.failure };
+    fn check_path(
+        &self,
+        txn: &TxnRequest,
+        path: &[bool],
+        step: &mut usize,
+        puts_bytes: &mut u64,
+    ) -> Result<(), EtcdError> {
+        let branch = if path[*step] {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         *step += 1;
         for operation in branch {
             match operation {
                 RequestOp::Put(put) => {
                     let needs_existing = put.ignore_value || put.ignore_lease;
-                    if needs_existing && self.store.get(&put.key, self.store.current_revision()).is_none() {
+                    if needs_existing
+                        && self
+                            .store
+                            .get(&put.key, self.store.current_revision())
+                            .is_none()
+                    {
                         return Err(EtcdError::KeyNotFound);
                     }
                     if put.lease != 0 && !self.leases.contains(put.lease) {
@@ -152,19 +193,35 @@ impl StateMachine {
 }
 
 fn single(operation: RequestOp) -> TxnRequest {
-    TxnRequest { compares: Vec::new(), success: vec![operation], failure: Vec::new() }
+    TxnRequest {
+        compares: Vec::new(),
+        success: vec![operation],
+        failure: Vec::new(),
+    }
 }
 
-fn execute(write: &mut WriteTxn<'_>, leases: &mut LeaseTable, txn: &TxnRequest, path: &[bool], step: &mut usize) -> TxnResponse {
+fn execute(
+    write: &mut WriteTxn<'_>,
+    leases: &mut LeaseTable,
+    txn: &TxnRequest,
+    path: &[bool],
+    step: &mut usize,
+) -> TxnResponse {
     let succeeded = path[*step];
     *step += 1;
-    let branch = if succeeded { &txn.success } else { &txn.failure };
+    let branch = if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    };
     let mut responses = Vec::with_capacity(branch.len());
     for operation in branch {
         let response = match operation {
             RequestOp::Range(query) => {
                 let (view, current) = write.view();
-                let result = view.range_at(query, current).expect("range revisions were checked before the txn ran");
+                let result = view
+                    .range_at(query, current)
+                    .expect("range revisions were checked before the txn ran");
                 ResponseOp::Range(result)
             }
             RequestOp::Put(put) => {
@@ -178,8 +235,15 @@ fn execute(write: &mut WriteTxn<'_>, leases: &mut LeaseTable, txn: &TxnRequest, 
                     _ => put.lease,
                 };
                 let previous = write.put(put.key.clone(), value, lease);
-                move_lease(leases, &put.key, previous.as_ref().map_or(0, |kv| kv.lease), lease);
-                ResponseOp::Put { prev_kv: previous.filter(|_| put.prev_kv) }
+                move_lease(
+                    leases,
+                    &put.key,
+                    previous.as_ref().map_or(0, |kv| kv.lease),
+                    lease,
+                );
+                ResponseOp::Put {
+                    prev_kv: previous.filter(|_| put.prev_kv),
+                }
             }
             RequestOp::Delete(delete) => {
                 let deleted = write.delete_range(&delete.range);
@@ -187,13 +251,19 @@ fn execute(write: &mut WriteTxn<'_>, leases: &mut LeaseTable, txn: &TxnRequest, 
                     move_lease(leases, &kv.key, kv.lease, 0);
                 }
                 let count = deleted.len() as i64;
-                ResponseOp::Delete { deleted: count, prev_kvs: if delete.prev_kv { deleted } else { Vec::new() } }
+                ResponseOp::Delete {
+                    deleted: count,
+                    prev_kvs: if delete.prev_kv { deleted } else { Vec::new() },
+                }
             }
             RequestOp::Txn(nested) => ResponseOp::Txn(execute(write, leases, nested, path, step)),
         };
         responses.push(response);
     }
-    TxnResponse { succeeded, responses }
+    TxnResponse {
+        succeeded,
+        responses,
+    }
 }
 
 fn move_lease(leases: &mut LeaseTable, key: &Bytes, from: LeaseId, to: LeaseId) {

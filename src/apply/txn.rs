@@ -32,7 +32,10 @@ pub fn validate_operation(operation: &RequestOp, limits: &Limits) -> Result<(), 
 /// etcd's `checkTxnRequest` and `checkIntervals`.
 pub fn validate_txn(txn: &TxnRequest, limits: &Limits) -> Result<(), EtcdError> {
     let operations_max = limits.txn_operations_max;
-    if txn.compares.len() > operations_max || txn.success.len() > operations_max || txn.failure.len() > operations_max {
+    if txn.compares.len() > operations_max
+        || txn.success.len() > operations_max
+        || txn.failure.len() > operations_max
+    {
         return Err(EtcdError::TooManyOperations);
     }
     for operation in txn.success.iter().chain(&txn.failure) {
@@ -45,7 +48,9 @@ pub fn validate_txn(txn: &TxnRequest, limits: &Limits) -> Result<(), EtcdError> 
 
 /// The keys a branch puts and the ranges it deletes, refusing any key written twice.
 /// The two branches of a nested txn are exclusive, so they may write the same key.
-fn check_intervals(operations: &[RequestOp]) -> Result<(BTreeSet<Bytes>, Vec<KeyRange>), EtcdError> {
+fn check_intervals(
+    operations: &[RequestOp],
+) -> Result<(BTreeSet<Bytes>, Vec<KeyRange>), EtcdError> {
     let mut deletes: Vec<KeyRange> = operations
         .iter()
         .filter_map(|operation| match operation {
@@ -53,10 +58,13 @@ fn check_intervals(operations: &[RequestOp]) -> Result<(BTreeSet<Bytes>, Vec<Key
             _ => None,
         })
         .collect();
-    let deleted = |deletes: &[KeyRange], key: &Bytes| deletes.iter().any(|range| range.contains(key));
+    let deleted =
+        |deletes: &[KeyRange], key: &Bytes| deletes.iter().any(|range| range.contains(key));
     let mut puts = BTreeSet::new();
     for operation in operations {
-        let RequestOp::Txn(nested) = operation else { continue };
+        let RequestOp::Txn(nested) = operation else {
+            continue;
+        };
         let (puts_then, deletes_then) = check_intervals(&nested.success)?;
         let (puts_else, deletes_else) = check_intervals(&nested.failure)?;
         for key in &puts_then {
@@ -75,7 +83,9 @@ fn check_intervals(operations: &[RequestOp]) -> Result<(BTreeSet<Bytes>, Vec<Key
         deletes.extend(deletes_else);
     }
     for operation in operations {
-        let RequestOp::Put(put) = operation else { continue };
+        let RequestOp::Put(put) = operation else {
+            continue;
+        };
         if puts.contains(&put.key) || deleted(&deletes, &put.key) {
             return Err(EtcdError::DuplicateKey);
         }
@@ -87,9 +97,16 @@ fn check_intervals(operations: &[RequestOp]) -> Result<(BTreeSet<Bytes>, Vec<Key
 /// The branch choices of a txn and every nested txn on the chosen path, evaluated on the
 /// state before the txn runs (etcd's `compareToPath`).
 pub fn choose_path(store: &Store, revision: Revision, txn: &TxnRequest, path: &mut Vec<bool>) {
-    let succeeded = txn.compares.iter().all(|compare| compare_holds(store, revision, compare));
+    let succeeded = txn
+        .compares
+        .iter()
+        .all(|compare| compare_holds(store, revision, compare));
     path.push(succeeded);
-    let branch = if succeeded { &txn.success } else { &txn.failure };
+    let branch = if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    };
     for operation in branch {
         if let RequestOp::Txn(nested) = operation {
             choose_path(store, revision, nested, path);
@@ -109,7 +126,17 @@ fn compare_holds(store: &Store, revision: Revision, compare: &Compare) -> bool {
         if matches!(compare.target, CompareTarget::Value(_)) {
             return false;
         }
-        return compare_one(&KeyValue { key: Bytes::new(), create_revision: 0, mod_revision: 0, version: 0, value: Bytes::new(), lease: 0 }, compare);
+        return compare_one(
+            &KeyValue {
+                key: Bytes::new(),
+                create_revision: 0,
+                mod_revision: 0,
+                version: 0,
+                value: Bytes::new(),
+                lease: 0,
+            },
+            compare,
+        );
     }
     kvs.iter().all(|kv| compare_one(kv, compare))
 }

@@ -12,11 +12,17 @@ pub struct KeyRange {
 
 impl KeyRange {
     pub fn new(start: impl Into<Bytes>, end: impl Into<Bytes>) -> Self {
-        KeyRange { start: start.into(), end: end.into() }
+        KeyRange {
+            start: start.into(),
+            end: end.into(),
+        }
     }
 
     pub fn single(key: impl Into<Bytes>) -> Self {
-        KeyRange { start: key.into(), end: Bytes::new() }
+        KeyRange {
+            start: key.into(),
+            end: Bytes::new(),
+        }
     }
 
     pub fn is_single_key(&self) -> bool {

@@ -14,16 +14,34 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         "info" => "info",
         "warn" => "warn",
         "error" | "dpanic" | "panic" | "fatal" => "error",
-        other => anyhow::bail!("--log-level {other:?} is not one of debug, info, warn, error, panic, fatal"),
+        other => anyhow::bail!(
+            "--log-level {other:?} is not one of debug, info, warn, error, panic, fatal"
+        ),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match config.log_outputs.as_str() {
-        "default" | "stderr" => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
-        "stdout" => builder.with_ansi(std::io::stdout().is_terminal()).with_writer(std::io::stdout).init(),
+        "default" | "stderr" => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
+        "stdout" => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(std::io::stdout)
+            .init(),
         path => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening --log-outputs {path}"))?;
-            builder.with_writer(std::sync::Mutex::new(file)).with_ansi(false).init()
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening --log-outputs {path}"))?;
+            builder
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init()
         }
     }
     Ok(())
@@ -31,7 +49,8 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 
 #[cfg(not(madsim))]
 async fn stop_requested() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -47,7 +66,9 @@ async fn stop_requested() {
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_logging(&config)?;
-    let disk = Arc::new(OsDisk { unsafe_no_fsync: config.unsafe_no_fsync });
+    let disk = Arc::new(OsDisk {
+        unsafe_no_fsync: config.unsafe_no_fsync,
+    });
     let mut member = server::start(&config, disk).await?;
     tokio::select! {
         result = member.wait() => result?,

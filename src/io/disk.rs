@@ -27,7 +27,11 @@ pub trait Disk: Send + Sync + 'static {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Total bytes of all files, for `dbSize`.
     fn used_bytes(&self, dir: &Path) -> u64 {
-        self.list(dir).unwrap_or_default().iter().filter_map(|name| self.len(&dir.join(name)).ok()).sum()
+        self.list(dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| self.len(&dir.join(name)).ok())
+            .sum()
     }
 }
 
@@ -36,6 +40,6 @@ pub trait DiskFile: Send + 'static {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes everything appended so far durable.
     fn sync(&mut self) -> io::Result<()>;
-    fn len(&self) -> u64;
+    fn size_bytes(&self) -> u64;
     fn path(&self) -> PathBuf;
 }

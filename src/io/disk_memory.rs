@@ -36,12 +36,18 @@ struct State {
 
 impl State {
     fn used_bytes(&self) -> u64 {
-        self.names.values().map(|id| self.files[id].data.len() as u64).sum()
+        self.names
+            .values()
+            .map(|id| self.files[id].data.len() as u64)
+            .sum()
     }
 
     fn file(&mut self, path: &Path) -> io::Result<&mut FileData> {
         let id = *self.names.get(path).ok_or_else(|| not_found(path))?;
-        Ok(self.files.get_mut(&id).expect("every name points at a file"))
+        Ok(self
+            .files
+            .get_mut(&id)
+            .expect("every name points at a file"))
     }
 
     fn create(&mut self, path: &Path) -> u64 {
@@ -59,9 +65,16 @@ impl State {
             None => usize::MAX,
         };
         let fits = data.len().min(room);
-        self.files.get_mut(&id).expect("open file exists").data.extend_from_slice(&data[..fits]);
+        self.files
+            .get_mut(&id)
+            .expect("open file exists")
+            .data
+            .extend_from_slice(&data[..fits]);
         if fits < data.len() {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device (simulated)"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "No space left on device (simulated)",
+            ));
         }
         Ok(())
     }
@@ -78,7 +91,10 @@ impl State {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
 }
 
 /// Cheap to clone; clones share the same disk.
@@ -109,7 +125,11 @@ impl MemoryDisk {
         state.files.retain(|id, _| live.contains(id));
         for file in state.files.values_mut() {
             let unsynced = file.data.len() - file.synced_len;
-            let kept = if unsynced == 0 { 0 } else { (random.next() % (unsynced as u64 + 1)) as usize };
+            let kept = if unsynced == 0 {
+                0
+            } else {
+                (random.next() % (unsynced as u64 + 1)) as usize
+            };
             file.data.truncate(file.synced_len + kept);
             if kept > 0 && random.next() % 2 == 0 {
                 let torn = kept.min(1 + (random.next() % 8) as usize);
@@ -153,7 +173,10 @@ impl Disk for MemoryDisk {
             .names
             .keys()
             .filter(|path| path.parent() == Some(dir))
-            .filter_map(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+            .filter_map(|path| {
+                path.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
             .collect())
     }
 
@@ -171,7 +194,11 @@ impl Disk for MemoryDisk {
             Some(id) => *id,
             None => state.create(path),
         };
-        Ok(Box::new(MemoryFile { disk: self.clone(), id, path: path.to_path_buf() }))
+        Ok(Box::new(MemoryFile {
+            disk: self.clone(),
+            id,
+            path: path.to_path_buf(),
+        }))
     }
 
     fn write_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
@@ -209,8 +236,19 @@ impl Disk for MemoryDisk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock().unwrap();
         let in_dir = |path: &PathBuf| path.parent() == Some(dir);
-        let mut durable: BTreeMap<PathBuf, u64> = state.durable_names.iter().filter(|(path, _)| !in_dir(path)).map(|(p, id)| (p.clone(), *id)).collect();
-        durable.extend(state.names.iter().filter(|(path, _)| in_dir(path)).map(|(p, id)| (p.clone(), *id)));
+        let mut durable: BTreeMap<PathBuf, u64> = state
+            .durable_names
+            .iter()
+            .filter(|(path, _)| !in_dir(path))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        durable.extend(
+            state
+                .names
+                .iter()
+                .filter(|(path, _)| in_dir(path))
+                .map(|(p, id)| (p.clone(), *id)),
+        );
         state.durable_names = durable;
         Ok(())
     }
@@ -231,8 +269,14 @@ impl DiskFile for MemoryFile {
         self.disk.state.lock().unwrap().sync(self.id)
     }
 
-    fn len(&self) -> u64 {
-        self.disk.state.lock().unwrap().files.get(&self.id).map_or(0, |file| file.data.len() as u64)
+    fn size_bytes(&self) -> u64 {
+        self.disk
+            .state
+            .lock()
+            .unwrap()
+            .files
+            .get(&self.id)
+            .map_or(0, |file| file.data.len() as u64)
     }
 
     fn path(&self) -> PathBuf {

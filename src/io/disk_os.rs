@@ -36,7 +36,12 @@ impl Disk for OsDisk {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let len = file.metadata()?.len();
-        Ok(Box::new(OsFile { file, path: path.to_path_buf(), len, unsafe_no_fsync: self.unsafe_no_fsync }))
+        Ok(Box::new(OsFile {
+            file,
+            path: path.to_path_buf(),
+            len,
+            unsafe_no_fsync: self.unsafe_no_fsync,
+        }))
     }
 
     fn write_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
@@ -98,7 +103,7 @@ impl DiskFile for OsFile {
         self.file.sync_data()
     }
 
-    fn len(&self) -> u64 {
+    fn size_bytes(&self) -> u64 {
         self.len
     }
 

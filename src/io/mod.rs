@@ -19,7 +19,9 @@ pub use disk_os::OsDisk;
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     #[cfg(not(madsim))]
     {
-        tokio::task::spawn_blocking(work).await.expect("blocking I/O task panicked")
+        tokio::task::spawn_blocking(work)
+            .await
+            .expect("blocking I/O task panicked")
     }
     #[cfg(madsim)]
     {

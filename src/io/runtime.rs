@@ -135,12 +135,24 @@ impl AsyncRuntime for CairnRuntime {
         tokio::time::sleep_until(deadline.0)
     }
 
-    fn timeout<R, F: Future<Output = R> + OptionalSend>(duration: Duration, future: F) -> Self::Timeout<R, F> {
-        Timeout { future, sleep: tokio::time::sleep(duration) }
+    fn timeout<R, F: Future<Output = R> + OptionalSend>(
+        duration: Duration,
+        future: F,
+    ) -> Self::Timeout<R, F> {
+        Timeout {
+            future,
+            sleep: tokio::time::sleep(duration),
+        }
     }
 
-    fn timeout_at<R, F: Future<Output = R> + OptionalSend>(deadline: Self::Instant, future: F) -> Self::Timeout<R, F> {
-        Timeout { future, sleep: tokio::time::sleep_until(deadline.0) }
+    fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
+        deadline: Self::Instant,
+        future: F,
+    ) -> Self::Timeout<R, F> {
+        Timeout {
+            future,
+            sleep: tokio::time::sleep_until(deadline.0),
+        }
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {

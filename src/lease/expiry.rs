@@ -23,7 +23,11 @@ impl ExpiryQueue {
     /// Moves the deadline later only, never earlier (leader changes never shorten a lease).
     pub fn extend_to(&mut self, id: LeaseId, now_ms: u64, ttl_ms: u64) {
         let wanted_ms = now_ms.saturating_add(ttl_ms);
-        if self.deadline_of.get(&id).is_none_or(|current| *current < wanted_ms) {
+        if self
+            .deadline_of
+            .get(&id)
+            .is_none_or(|current| *current < wanted_ms)
+        {
             self.refresh(id, now_ms, ttl_ms);
         }
     }
@@ -41,12 +45,19 @@ impl ExpiryQueue {
 
     /// Milliseconds left for lease `id`, if the queue tracks it.
     pub fn remaining_ms(&self, id: LeaseId, now_ms: u64) -> Option<u64> {
-        self.deadline_of.get(&id).map(|deadline_ms| deadline_ms.saturating_sub(now_ms))
+        self.deadline_of
+            .get(&id)
+            .map(|deadline_ms| deadline_ms.saturating_sub(now_ms))
     }
 
     /// Up to `count_max` leases whose deadline has passed, earliest first.
     pub fn expired(&self, now_ms: u64, count_max: usize) -> Vec<LeaseId> {
-        self.by_deadline.iter().take_while(|(deadline_ms, _)| *deadline_ms <= now_ms).take(count_max).map(|(_, id)| *id).collect()
+        self.by_deadline
+            .iter()
+            .take_while(|(deadline_ms, _)| *deadline_ms <= now_ms)
+            .take(count_max)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -72,7 +83,11 @@ mod tests {
         assert_eq!(queue.expired(2500, 10), vec![2, 3]);
         assert_eq!(queue.expired(2500, 1), vec![2]);
         queue.extend_to(1, 0, 1000);
-        assert_eq!(queue.remaining_ms(1, 0), Some(3000), "extend_to never shortens");
+        assert_eq!(
+            queue.remaining_ms(1, 0),
+            Some(3000),
+            "extend_to never shortens"
+        );
         queue.extend_to(1, 2000, 5000);
         assert_eq!(queue.remaining_ms(1, 2000), Some(5000));
         queue.remove(2);

@@ -30,21 +30,34 @@ pub struct LeaseTable {
 
 impl LeaseTable {
     /// Creates lease `id` with `ttl_seconds` raised to `ttl_seconds_min` (etcd's rule).
-    pub fn grant(&mut self, id: LeaseId, ttl_seconds: i64, ttl_seconds_min: i64) -> Result<&Lease, EtcdError> {
+    pub fn grant(
+        &mut self,
+        id: LeaseId,
+        ttl_seconds: i64,
+        ttl_seconds_min: i64,
+    ) -> Result<&Lease, EtcdError> {
         if ttl_seconds > LEASE_TTL_SECONDS_MAX {
             return Err(EtcdError::LeaseTtlTooLarge);
         }
         if self.leases.contains_key(&id) {
             return Err(EtcdError::LeaseExists);
         }
-        let lease = Lease { id, ttl_seconds: ttl_seconds.max(ttl_seconds_min), remaining_ttl_seconds: 0, keys: OrdSet::new() };
+        let lease = Lease {
+            id,
+            ttl_seconds: ttl_seconds.max(ttl_seconds_min),
+            remaining_ttl_seconds: 0,
+            keys: OrdSet::new(),
+        };
         self.leases.insert(id, lease);
         Ok(&self.leases[&id])
     }
 
     /// Removes lease `id`; returns the keys attached to it, which the caller deletes.
     pub fn revoke(&mut self, id: LeaseId) -> Result<OrdSet<Bytes>, EtcdError> {
-        self.leases.remove(&id).map(|lease| lease.keys).ok_or(EtcdError::LeaseNotFound)
+        self.leases
+            .remove(&id)
+            .map(|lease| lease.keys)
+            .ok_or(EtcdError::LeaseNotFound)
     }
 
     pub fn get(&self, id: LeaseId) -> Option<&Lease> {
@@ -69,7 +82,10 @@ impl LeaseTable {
 
     /// Records that `key` now belongs to lease `id` (which must exist).
     pub fn attach(&mut self, id: LeaseId, key: Bytes) {
-        let lease = self.leases.get_mut(&id).expect("attach to a lease the caller checked exists");
+        let lease = self
+            .leases
+            .get_mut(&id)
+            .expect("attach to a lease the caller checked exists");
         lease.keys.insert(key);
     }
 
@@ -106,9 +122,16 @@ mod tests {
     #[test]
     fn grant_revoke_and_attached_keys() {
         let mut table = LeaseTable::default();
-        assert_eq!(table.grant(7, 1, 2).unwrap().ttl_seconds, 2, "TTL is raised to the minimum");
+        assert_eq!(
+            table.grant(7, 1, 2).unwrap().ttl_seconds,
+            2,
+            "TTL is raised to the minimum"
+        );
         assert_eq!(table.grant(7, 10, 2), Err(EtcdError::LeaseExists));
-        assert_eq!(table.grant(8, LEASE_TTL_SECONDS_MAX + 1, 2), Err(EtcdError::LeaseTtlTooLarge));
+        assert_eq!(
+            table.grant(8, LEASE_TTL_SECONDS_MAX + 1, 2),
+            Err(EtcdError::LeaseTtlTooLarge)
+        );
         table.attach(7, Bytes::from_static(b"a"));
         table.attach(7, Bytes::from_static(b"b"));
         table.detach(7, &Bytes::from_static(b"a"));

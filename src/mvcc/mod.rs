@@ -34,7 +34,14 @@ impl KeyValue {
     }
 
     fn tombstone(key: Bytes, revision: Revision) -> Self {
-        KeyValue { key, create_revision: 0, mod_revision: revision, version: 0, value: Bytes::new(), lease: 0 }
+        KeyValue {
+            key,
+            create_revision: 0,
+            mod_revision: revision,
+            version: 0,
+            value: Bytes::new(),
+            lease: 0,
+        }
     }
 
     /// Bytes this version accounts for in `--quota-backend-bytes` and `dbSize`.
@@ -80,7 +87,13 @@ impl Default for Store {
 impl Store {
     /// A fresh store is at revision 1, as etcd's is.
     pub fn new() -> Self {
-        Store { keys: OrdMap::new(), changes: OrdMap::new(), current_revision: 1, compact_revision: 0, size_bytes: 0 }
+        Store {
+            keys: OrdMap::new(),
+            changes: OrdMap::new(),
+            current_revision: 1,
+            compact_revision: 0,
+            size_bytes: 0,
+        }
     }
 
     pub fn current_revision(&self) -> Revision {
@@ -99,13 +112,18 @@ impl Store {
 
     /// Number of keys that currently exist (not deleted).
     pub fn key_count(&self) -> usize {
-        self.keys.values().filter(|history| history.last().is_some_and(|kv| !kv.is_tombstone())).count()
+        self.keys
+            .values()
+            .filter(|history| history.last().is_some_and(|kv| !kv.is_tombstone()))
+            .count()
     }
 
     /// The version of `key` visible at `revision`, if the key existed then.
     pub fn get(&self, key: &[u8], revision: Revision) -> Option<KeyValue> {
         let history = self.keys.get(key)?;
-        visible_at(history, revision).filter(|kv| !kv.is_tombstone()).cloned()
+        visible_at(history, revision)
+            .filter(|kv| !kv.is_tombstone())
+            .cloned()
     }
 
     /// Checks that `revision` (0 = current) is readable; returns the concrete revision.
@@ -124,7 +142,12 @@ impl Store {
 
     /// Visits every key in `range` that exists at `revision`, in key order, until `visit`
     /// returns false.
-    pub fn visit_range(&self, range: &KeyRange, revision: Revision, mut visit: impl FnMut(&KeyValue) -> bool) {
+    pub fn visit_range(
+        &self,
+        range: &KeyRange,
+        revision: Revision,
+        mut visit: impl FnMut(&KeyValue) -> bool,
+    ) {
         use std::ops::Bound;
         if range.is_empty() {
             return;
@@ -134,7 +157,10 @@ impl Store {
             Some(end) => Bound::Excluded(end.as_slice()),
             None => Bound::Unbounded,
         };
-        for (_, history) in self.keys.range::<_, [u8]>((Bound::Included(start.as_slice()), upper)) {
+        for (_, history) in self
+            .keys
+            .range::<_, [u8]>((Bound::Included(start.as_slice()), upper))
+        {
             if let Some(kv) = visible_at(history, revision) {
                 if !kv.is_tombstone() && !visit(kv) {
                     return;
@@ -159,9 +185,21 @@ impl Store {
         let mut covered = from - 1;
         for (revision, changed) in self.changes.range(from..=to) {
             for kv in changed.iter().filter(|kv| range.contains(&kv.key)) {
-                let prev_kv = if with_prev_kv { self.get(&kv.key, revision - 1) } else { None };
-                let kind = if kv.is_tombstone() { EventKind::Delete } else { EventKind::Put };
-                events.push(Event { kind, kv: kv.clone(), prev_kv });
+                let prev_kv = if with_prev_kv {
+                    self.get(&kv.key, revision - 1)
+                } else {
+                    None
+                };
+                let kind = if kv.is_tombstone() {
+                    EventKind::Delete
+                } else {
+                    EventKind::Put
+                };
+                events.push(Event {
+                    kind,
+                    kv: kv.clone(),
+                    prev_kv,
+                });
             }
             covered = *revision;
             if events.len() >= events_max {
@@ -212,14 +250,26 @@ impl Store {
         touched.sort();
         touched.dedup();
         for key in touched {
-            let Some(history) = self.keys.get(&key) else { continue };
+            let Some(history) = self.keys.get(&key) else {
+                continue;
+            };
             let newest_at_or_below = history.iter().rposition(|kv| kv.mod_revision <= revision);
-            let Some(position) = newest_at_or_below else { continue };
-            let keep_from = if history[position].is_tombstone() { position + 1 } else { position };
+            let Some(position) = newest_at_or_below else {
+                continue;
+            };
+            let keep_from = if history[position].is_tombstone() {
+                position + 1
+            } else {
+                position
+            };
             if keep_from == 0 {
                 continue;
             }
-            let removed: u64 = history.iter().take(keep_from).map(KeyValue::size_bytes).sum();
+            let removed: u64 = history
+                .iter()
+                .take(keep_from)
+                .map(KeyValue::size_bytes)
+                .sum();
             self.size_bytes -= removed;
             let kept = history.clone().split_off(keep_from);
             if kept.is_empty() {

@@ -77,7 +77,11 @@ impl RangeQuery {
 impl Store {
     /// Answers `query` at `query.revision` (0 = `current`). `current` is the newest revision
     /// the caller may read: the store's, or a write's own inside a txn.
-    pub fn range_at(&self, query: &RangeQuery, current: Revision) -> Result<RangeResult, EtcdError> {
+    pub fn range_at(
+        &self,
+        query: &RangeQuery,
+        current: Revision,
+    ) -> Result<RangeResult, EtcdError> {
         let revision = if query.revision <= 0 {
             current
         } else if query.revision > current {
@@ -88,7 +92,11 @@ impl Store {
             query.revision
         };
         let needs_whole_range = query.sort_order != SortOrder::None || query.has_filters();
-        let fetch_max = if query.limit > 0 && !needs_whole_range { query.limit as usize + 1 } else { usize::MAX };
+        let fetch_max = if query.limit > 0 && !needs_whole_range {
+            query.limit as usize + 1
+        } else {
+            usize::MAX
+        };
         let mut count = 0i64;
         let mut kvs = Vec::new();
         self.visit_range(&query.range, revision, |kv| {
@@ -99,7 +107,11 @@ impl Store {
             true
         });
         if query.count_only {
-            return Ok(RangeResult { kvs: Vec::new(), more: false, count });
+            return Ok(RangeResult {
+                kvs: Vec::new(),
+                more: false,
+                count,
+            });
         }
         kvs.retain(|kv| query.passes_filters(kv));
         sort(&mut kvs, query.sort_target, query.effective_order());

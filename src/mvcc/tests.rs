@@ -9,7 +9,12 @@ enum Operation {
     Put(u8, u8),
     Delete(u8, u8),
     Compact(u8),
-    Range { start: u8, end: u8, back: u8, limit: u8 },
+    Range {
+        start: u8,
+        end: u8,
+        back: u8,
+        limit: u8,
+    },
 }
 
 fn operation() -> impl Strategy<Value = Operation> {
@@ -46,7 +51,11 @@ struct Model {
 impl Model {
     fn get(&self, k: &Bytes, revision: Revision) -> Option<KeyValue> {
         let mut state: Option<KeyValue> = None;
-        for (rev, wk, value) in self.writes.iter().filter(|(rev, wk, _)| wk == k && *rev <= revision) {
+        for (rev, wk, value) in self
+            .writes
+            .iter()
+            .filter(|(rev, wk, _)| wk == k && *rev <= revision)
+        {
             state = match (value, state) {
                 (None, _) => None,
                 (Some(v), Some(prev)) => Some(KeyValue {
@@ -69,7 +78,11 @@ impl Model {
     }
 
     fn range(&self, range: &KeyRange, revision: Revision) -> Vec<KeyValue> {
-        (0u8..8).map(key).filter(|k| range.contains(k)).filter_map(|k| self.get(&k, revision)).collect()
+        (0u8..8)
+            .map(key)
+            .filter(|k| range.contains(k))
+            .filter_map(|k| self.get(&k, revision))
+            .collect()
     }
 }
 
@@ -155,7 +168,7 @@ proptest! {
                 if event.kind == EventKind::Put {
                     prop_assert_eq!(Some(event.kv.clone()), model.get(&event.kv.key, event.kv.mod_revision));
                 }
-                if event.kv.mod_revision - 1 >= model.compacted {
+                if event.kv.mod_revision > model.compacted {
                     prop_assert_eq!(&event.prev_kv, &model.get(&event.kv.key, event.kv.mod_revision - 1));
                 }
             }
@@ -172,7 +185,11 @@ fn read_errors_match_etcd() {
         write.commit();
     }
     assert_eq!(store.current_revision(), 6);
-    let query = |revision| RangeQuery { range: KeyRange::single(key(0)), revision, ..RangeQuery::default() };
+    let query = |revision| RangeQuery {
+        range: KeyRange::single(key(0)),
+        revision,
+        ..RangeQuery::default()
+    };
     assert_eq!(store.range(&query(7)), Err(EtcdError::FutureRevision));
     store.compact(4).unwrap();
     assert_eq!(store.range(&query(3)), Err(EtcdError::Compacted));
@@ -202,11 +219,20 @@ fn sort_filters_and_flags() {
     assert_eq!(keys, vec![key(1), key(0)]);
     assert!(result.more);
     assert_eq!(result.count, 3);
-    let filtered = RangeQuery { range: all.clone(), min_create_revision: 3, keys_only: true, ..RangeQuery::default() };
+    let filtered = RangeQuery {
+        range: all.clone(),
+        min_create_revision: 3,
+        keys_only: true,
+        ..RangeQuery::default()
+    };
     let result = store.range(&filtered).unwrap();
     assert_eq!(result.kvs.len(), 2);
     assert!(result.kvs.iter().all(|kv| kv.value.is_empty()));
-    let counted = RangeQuery { range: all, count_only: true, ..RangeQuery::default() };
+    let counted = RangeQuery {
+        range: all,
+        count_only: true,
+        ..RangeQuery::default()
+    };
     let result = store.range(&counted).unwrap();
     assert_eq!((result.count, result.kvs.len()), (3, 0));
 }

@@ -14,7 +14,11 @@ pub struct WriteTxn<'a> {
 impl<'a> WriteTxn<'a> {
     pub(super) fn new(store: &'a mut Store) -> Self {
         let revision = store.current_revision + 1;
-        WriteTxn { store, revision, changed: Vector::new() }
+        WriteTxn {
+            store,
+            revision,
+            changed: Vector::new(),
+        }
     }
 
     /// The revision this write's changes carry.
@@ -24,7 +28,11 @@ impl<'a> WriteTxn<'a> {
 
     /// The store as this write sees it, and the revision at which it sees its own changes.
     pub fn view(&self) -> (&Store, Revision) {
-        let revision = if self.changed.is_empty() { self.store.current_revision } else { self.revision };
+        let revision = if self.changed.is_empty() {
+            self.store.current_revision
+        } else {
+            self.revision
+        };
         (self.store, revision)
     }
 
@@ -35,7 +43,14 @@ impl<'a> WriteTxn<'a> {
             Some(prev) => (prev.create_revision, prev.version + 1),
             None => (self.revision, 1),
         };
-        let kv = KeyValue { key: key.clone(), create_revision, mod_revision: self.revision, version, value, lease };
+        let kv = KeyValue {
+            key: key.clone(),
+            create_revision,
+            mod_revision: self.revision,
+            version,
+            value,
+            lease,
+        };
         self.record(kv);
         previous
     }
@@ -58,10 +73,17 @@ impl<'a> WriteTxn<'a> {
         let mut history = store.keys.get(&kv.key).cloned().unwrap_or_default();
         // A key changed twice in one revision keeps only its last version, as etcd does
         // (the txn rules make this rare: only a delete after a put of an overlapping range).
-        if history.last().is_some_and(|last| last.mod_revision == self.revision) {
+        if history
+            .last()
+            .is_some_and(|last| last.mod_revision == self.revision)
+        {
             let replaced = history.pop_back().expect("checked non-empty");
             store.size_bytes -= replaced.size_bytes();
-            if let Some(index) = self.changed.iter().position(|changed| changed.key == kv.key) {
+            if let Some(index) = self
+                .changed
+                .iter()
+                .position(|changed| changed.key == kv.key)
+            {
                 self.changed.remove(index);
             }
         }

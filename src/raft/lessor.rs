@@ -33,7 +33,10 @@ struct LessorState {
 
 impl Lessor {
     pub fn new(node: RaftNode) -> Self {
-        Lessor { node, inner: Arc::default() }
+        Lessor {
+            node,
+            inner: Arc::default(),
+        }
     }
 
     /// Runs expiry checks and checkpoints until the node shuts down.
@@ -47,7 +50,9 @@ impl Lessor {
                 match self.node.propose(Command::LeaseRevoke { id }).await {
                     Ok(_) => self.inner.lock().unwrap().queue.remove(id),
                     Err(EtcdError::Stopped) => return,
-                    Err(error) => tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying"),
+                    Err(error) => {
+                        tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying")
+                    }
                 }
             }
             if since_checkpoint >= CHECKPOINT_INTERVAL {
@@ -72,12 +77,23 @@ impl Lessor {
         let newly_leading = state.leading_term != status.term;
         state.leading_term = status.term;
         for lease in leases.iter() {
-            let remaining_seconds = if lease.remaining_ttl_seconds > 0 { lease.remaining_ttl_seconds } else { lease.ttl_seconds };
+            let remaining_seconds = if lease.remaining_ttl_seconds > 0 {
+                lease.remaining_ttl_seconds
+            } else {
+                lease.ttl_seconds
+            };
             if newly_leading || state.queue.remaining_ms(lease.id, now_ms).is_none() {
-                state.queue.extend_to(lease.id, now_ms, remaining_seconds as u64 * 1000);
+                state
+                    .queue
+                    .extend_to(lease.id, now_ms, remaining_seconds as u64 * 1000);
             }
         }
-        let stale: Vec<LeaseId> = state.queue.expired(u64::MAX, usize::MAX).into_iter().filter(|id| !leases.contains(*id)).collect();
+        let stale: Vec<LeaseId> = state
+            .queue
+            .expired(u64::MAX, usize::MAX)
+            .into_iter()
+            .filter(|id| !leases.contains(*id))
+            .collect();
         for id in stale {
             state.queue.remove(id);
         }
@@ -97,12 +113,19 @@ impl Lessor {
                 .iter()
                 .filter_map(|lease| {
                     let remaining_ms = state.queue.remaining_ms(lease.id, now_ms)?;
-                    Some(LeaseCheckpoint { id: lease.id, remaining_ttl_seconds: remaining_ms.div_ceil(1000) as i64 })
+                    Some(LeaseCheckpoint {
+                        id: lease.id,
+                        remaining_ttl_seconds: remaining_ms.div_ceil(1000) as i64,
+                    })
                 })
                 .collect()
         };
         if !checkpoints.is_empty() {
-            if let Err(error) = self.node.propose(Command::LeaseCheckpoint { checkpoints }).await {
+            if let Err(error) = self
+                .node
+                .propose(Command::LeaseCheckpoint { checkpoints })
+                .await
+            {
                 tracing::debug!(%error, "lease checkpoint failed");
             }
         }
@@ -114,9 +137,15 @@ impl Lessor {
         // applied everything (so a just-granted lease is known) before renewing.
         self.node.read_barrier().await?;
         let view = self.node.view();
-        let lease = view.machine.leases().get(id).ok_or(EtcdError::LeaseNotFound)?;
+        let lease = view
+            .machine
+            .leases()
+            .get(id)
+            .ok_or(EtcdError::LeaseNotFound)?;
         let mut state = self.inner.lock().unwrap();
-        state.queue.refresh(id, clock::monotonic_ms(), lease.ttl_seconds as u64 * 1000);
+        state
+            .queue
+            .refresh(id, clock::monotonic_ms(), lease.ttl_seconds as u64 * 1000);
         Ok(lease.ttl_seconds)
     }
 

@@ -64,7 +64,9 @@ impl LogStore {
                     state.entries.insert(entry.get_log_id().index, entry);
                 }
                 RecordKind::Vote => state.vote = Some(codec::decode("vote", &record.payload)?),
-                RecordKind::Committed => state.committed = codec::decode("committed log id", &record.payload)?,
+                RecordKind::Committed => {
+                    state.committed = codec::decode("committed log id", &record.payload)?
+                }
                 RecordKind::Truncate => {
                     let since: u64 = codec::decode("truncate point", &record.payload)?;
                     state.entries.split_off(&since);
@@ -77,24 +79,52 @@ impl LogStore {
                 RecordKind::Header => {}
             }
         }
-        let next_index = state.entries.keys().next_back().map_or_else(|| state.last_purged.map_or(0, |id| id.index + 1), |last| last + 1);
+        let next_index = state.entries.keys().next_back().map_or_else(
+            || state.last_purged.map_or(0, |id| id.index + 1),
+            |last| last + 1,
+        );
         let carried = carried_state(&state);
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE_LENGTH_MAX);
         tokio::spawn(run_writer(wal, jobs, next_index, carried));
-        Ok(LogStore { state: Arc::new(Mutex::new(state)), writer })
+        Ok(LogStore {
+            state: Arc::new(Mutex::new(state)),
+            writer,
+        })
     }
 
     async fn write(&self, job: WriteJob) -> StorageResult<()> {
-        self.writer.send(job).await.map_err(|_| storage_error(ErrorSubject::Logs, ErrorVerb::Write, "the WAL writer has stopped"))
+        self.writer.send(job).await.map_err(|_| {
+            storage_error(
+                ErrorSubject::Logs,
+                ErrorVerb::Write,
+                "the WAL writer has stopped",
+            )
+        })
     }
 
-    async fn write_and_wait(&self, subject: ErrorSubject<u64>, records: Vec<(RecordKind, Vec<u8>)>, next_index: Option<u64>, purge_through: Option<u64>) -> StorageResult<()> {
+    async fn write_and_wait(
+        &self,
+        subject: ErrorSubject<u64>,
+        records: Vec<(RecordKind, Vec<u8>)>,
+        next_index: Option<u64>,
+        purge_through: Option<u64>,
+    ) -> StorageResult<()> {
         let (reply, done) = oneshot::channel();
-        self.write(WriteJob { records, next_index, purge_through, completion: Completion::Reply(reply) }).await?;
+        self.write(WriteJob {
+            records,
+            next_index,
+            purge_through,
+            completion: Completion::Reply(reply),
+        })
+        .await?;
         match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(storage_error(subject, ErrorVerb::Write, error)),
-            Err(_) => Err(storage_error(subject, ErrorVerb::Write, "the WAL writer has stopped")),
+            Err(_) => Err(storage_error(
+                subject,
+                ErrorVerb::Write,
+                "the WAL writer has stopped",
+            )),
         }
     }
 }
@@ -111,7 +141,12 @@ fn carried_state(state: &InMemoryLog) -> Vec<(RecordKind, Vec<u8>)> {
     carried
 }
 
-async fn run_writer(mut wal: Wal, mut jobs: mpsc::Receiver<WriteJob>, mut next_index: u64, mut carried: Vec<(RecordKind, Vec<u8>)>) {
+async fn run_writer(
+    mut wal: Wal,
+    mut jobs: mpsc::Receiver<WriteJob>,
+    mut next_index: u64,
+    mut carried: Vec<(RecordKind, Vec<u8>)>,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_JOBS_MAX {
@@ -147,7 +182,10 @@ async fn run_writer(mut wal: Wal, mut jobs: mpsc::Receiver<WriteJob>, mut next_i
         }
         let outcome = result.map_err(|error| std::io::Error::other(error.to_string()));
         for job in batch {
-            let result = outcome.as_ref().map(|_| ()).map_err(|error| std::io::Error::other(error.to_string()));
+            let result = outcome
+                .as_ref()
+                .map(|_| ())
+                .map_err(|error| std::io::Error::other(error.to_string()));
             match job.completion {
                 Completion::Flushed(callback) => callback.log_io_completed(result),
                 Completion::Reply(reply) => {
@@ -175,15 +213,29 @@ async fn run_writer(mut wal: Wal, mut jobs: mpsc::Receiver<WriteJob>, mut next_i
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
-    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: R) -> StorageResult<Vec<Entry<TypeConfig>>> {
+    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: R,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
         let state = self.state.lock().unwrap();
-        Ok(state.entries.range(range).map(|(_, entry)| entry.clone()).collect())
+        Ok(state
+            .entries
+            .range(range)
+            .map(|(_, entry)| entry.clone())
+            .collect())
     }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: R) -> StorageResult<Vec<Entry<TypeConfig>>> {
-        LogReader { state: self.state.clone() }.try_get_log_entries(range).await
+    async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: R,
+    ) -> StorageResult<Vec<Entry<TypeConfig>>> {
+        LogReader {
+            state: self.state.clone(),
+        }
+        .try_get_log_entries(range)
+        .await
     }
 }
 
@@ -192,17 +244,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
         let state = self.state.lock().unwrap();
-        let last = state.entries.values().next_back().map(|entry| *entry.get_log_id()).or(state.last_purged);
-        Ok(LogState { last_purged_log_id: state.last_purged, last_log_id: last })
+        let last = state
+            .entries
+            .values()
+            .next_back()
+            .map(|entry| *entry.get_log_id())
+            .or(state.last_purged);
+        Ok(LogState {
+            last_purged_log_id: state.last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader { state: self.state.clone() }
+        LogReader {
+            state: self.state.clone(),
+        }
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> StorageResult<()> {
         // Durable before it takes effect: raft safety depends on never voting twice in a term.
-        self.write_and_wait(ErrorSubject::Vote, vec![(RecordKind::Vote, codec::encode(vote))], None, None).await?;
+        self.write_and_wait(
+            ErrorSubject::Vote,
+            vec![(RecordKind::Vote, codec::encode(vote))],
+            None,
+            None,
+        )
+        .await?;
         self.state.lock().unwrap().vote = Some(*vote);
         Ok(())
     }
@@ -214,7 +282,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
         self.state.lock().unwrap().committed = committed;
         // Needs no fsync of its own: losing it only means re-learning the commit point.
-        let job = WriteJob { records: vec![(RecordKind::Committed, codec::encode(&committed))], next_index: None, purge_through: None, completion: Completion::None };
+        let job = WriteJob {
+            records: vec![(RecordKind::Committed, codec::encode(&committed))],
+            next_index: None,
+            purge_through: None,
+            completion: Completion::None,
+        };
         self.write(job).await
     }
 
@@ -238,13 +311,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 state.entries.insert(index, entry);
             }
         }
-        self.write(WriteJob { records, next_index, purge_through: None, completion: Completion::Flushed(callback) }).await
+        self.write(WriteJob {
+            records,
+            next_index,
+            purge_through: None,
+            completion: Completion::Flushed(callback),
+        })
+        .await
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
         self.state.lock().unwrap().entries.split_off(&log_id.index);
         let records = vec![(RecordKind::Truncate, codec::encode(&log_id.index))];
-        self.write_and_wait(ErrorSubject::Logs, records, Some(log_id.index), None).await
+        self.write_and_wait(ErrorSubject::Logs, records, Some(log_id.index), None)
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> StorageResult<()> {
@@ -254,6 +334,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             state.last_purged = Some(log_id);
         }
         let records = vec![(RecordKind::Purge, codec::encode(&log_id))];
-        self.write_and_wait(ErrorSubject::Logs, records, None, Some(log_id.index)).await
+        self.write_and_wait(ErrorSubject::Logs, records, None, Some(log_id.index))
+            .await
     }
 }

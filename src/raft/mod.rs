@@ -32,7 +32,12 @@ openraft::declare_raft_types!(
 type StorageResult<T> = Result<T, openraft::StorageError<u64>>;
 
 /// Wraps a storage failure for openraft, which stops the raft node on it.
-fn storage_error(subject: openraft::ErrorSubject<u64>, verb: openraft::ErrorVerb, error: impl std::fmt::Display) -> openraft::StorageError<u64> {
-    let source = openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string()));
+fn storage_error(
+    subject: openraft::ErrorSubject<u64>,
+    verb: openraft::ErrorVerb,
+    error: impl std::fmt::Display,
+) -> openraft::StorageError<u64> {
+    let source =
+        openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(error.to_string()));
     openraft::StorageError::IO { source }
 }

@@ -5,7 +5,10 @@
 use super::{MemberNode, TypeConfig};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct PeerNetwork;
@@ -16,7 +19,10 @@ pub struct PeerConnection {
 
 impl PeerConnection {
     fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, MemberNode, E> {
-        let reason = format!("member {:x} is not reachable: this build has no peer transport", self.target);
+        let reason = format!(
+            "member {:x} is not reachable: this build has no peer transport",
+            self.target
+        );
         RPCError::Unreachable(Unreachable::new(&std::io::Error::other(reason)))
     }
 }
@@ -30,7 +36,11 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 }
 
 impl RaftNetwork<TypeConfig> for PeerConnection {
-    async fn append_entries(&mut self, _request: AppendEntriesRequest<TypeConfig>, _option: RPCOption) -> Result<AppendEntriesResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
+    async fn append_entries(
+        &mut self,
+        _request: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
         Err(self.unreachable())
     }
 
@@ -38,11 +48,18 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         _request: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, MemberNode, RaftError<u64, InstallSnapshotError>>> {
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, MemberNode, RaftError<u64, InstallSnapshotError>>,
+    > {
         Err(self.unreachable())
     }
 
-    async fn vote(&mut self, _request: VoteRequest<u64>, _option: RPCOption) -> Result<VoteResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
+    async fn vote(
+        &mut self,
+        _request: VoteRequest<u64>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
         Err(self.unreachable())
     }
 }

@@ -70,11 +70,19 @@ impl RaftNode {
     /// Recovers storage from `config.data_dir` and starts raft.
     pub async fn start(config: RaftNodeConfig, disk: Arc<dyn Disk>) -> anyhow::Result<RaftNode> {
         let member_dir = config.data_dir.join("member");
-        let (wal, records) = Wal::open(disk.clone(), &member_dir.join("wal"), config.wal_segment_bytes_max)?;
+        let (wal, records) = Wal::open(
+            disk.clone(),
+            &member_dir.join("wal"),
+            config.wal_segment_bytes_max,
+        )?;
         let fresh = records.is_empty();
         let log_store = LogStore::open(wal, records)?;
         let snapshots = SnapshotStore::open(disk, &member_dir.join("snap"))?;
-        let (state_machine, shared) = StateMachineStore::open(snapshots, config.lease_ttl_seconds_min, config.backend_bytes_quota)?;
+        let (state_machine, shared) = StateMachineStore::open(
+            snapshots,
+            config.lease_ttl_seconds_min,
+            config.backend_bytes_quota,
+        )?;
         let raft_config = Config {
             cluster_name: "cairn".to_string(),
             heartbeat_interval: config.heartbeat_interval_ms,
@@ -85,11 +93,24 @@ impl RaftNode {
             max_in_snapshot_log_to_keep: config.snapshot_count.min(5000),
             ..Config::default()
         };
-        let raft = Raft::new(config.member_id, Arc::new(raft_config.validate()?), PeerNetwork, log_store, state_machine).await?;
+        let raft = Raft::new(
+            config.member_id,
+            Arc::new(raft_config.validate()?),
+            PeerNetwork,
+            log_store,
+            state_machine,
+        )
+        .await?;
         if fresh && !raft.is_initialized().await? {
-            raft.initialize(config.initial_members.clone()).await.map_err(|error| anyhow::anyhow!("bootstrapping raft: {error}"))?;
+            raft.initialize(config.initial_members.clone())
+                .await
+                .map_err(|error| anyhow::anyhow!("bootstrapping raft: {error}"))?;
         }
-        Ok(RaftNode { raft, shared, config: Arc::new(config) })
+        Ok(RaftNode {
+            raft,
+            shared,
+            config: Arc::new(config),
+        })
     }
 
     pub fn member_id(&self) -> MemberId {
@@ -107,9 +128,15 @@ impl RaftNode {
             Err(_) => Err(EtcdError::Timeout),
             Ok(Ok(response)) => Ok(response.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(if forward.leader_id.is_some() { EtcdError::NotLeader } else { EtcdError::NoLeader })
+                Err(if forward.leader_id.is_some() {
+                    EtcdError::NotLeader
+                } else {
+                    EtcdError::NoLeader
+                })
             }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error)))) => Err(EtcdError::Storage(error.to_string())),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error)))) => {
+                Err(EtcdError::Storage(error.to_string()))
+            }
             Ok(Err(RaftError::Fatal(error))) => {
                 tracing::error!(%error, "raft stopped");
                 Err(EtcdError::Stopped)
@@ -120,7 +147,12 @@ impl RaftNode {
     /// Waits until this member has applied everything committed before the call and is
     /// still leader (read index), so a read that follows is linearizable.
     pub async fn read_barrier(&self) -> Result<(), EtcdError> {
-        match tokio::time::timeout(self.config.request_timeout(), self.raft.ensure_linearizable()).await {
+        match tokio::time::timeout(
+            self.config.request_timeout(),
+            self.raft.ensure_linearizable(),
+        )
+        .await
+        {
             Err(_) => Err(EtcdError::Timeout),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(_))) => Err(EtcdError::NoLeader),
@@ -139,7 +171,11 @@ impl RaftNode {
 
     pub fn status(&self) -> NodeStatus {
         let metrics = self.raft.metrics().borrow().clone();
-        let is_learner = !metrics.membership_config.membership().voter_ids().any(|id| id == self.config.member_id);
+        let is_learner = !metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == self.config.member_id);
         NodeStatus {
             leader: metrics.current_leader,
             term: metrics.current_term,
@@ -155,7 +191,10 @@ impl RaftNode {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
         let voters: Vec<u64> = membership.voter_ids().collect();
-        membership.nodes().map(|(id, node)| (*id, node.clone(), !voters.contains(id))).collect()
+        membership
+            .nodes()
+            .map(|(id, node)| (*id, node.clone(), !voters.contains(id)))
+            .collect()
     }
 
     /// Resolves when this member's leadership state changes.

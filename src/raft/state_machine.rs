@@ -9,7 +9,9 @@ use crate::io;
 use crate::storage::codec;
 use crate::storage::snapshot::SnapshotStore;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StoredMembership};
+use openraft::{
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StoredMembership,
+};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -56,15 +58,32 @@ pub struct StateMachineStore {
 
 impl StateMachineStore {
     /// Loads the newest snapshot (if any) as the starting state.
-    pub fn open(snapshots: SnapshotStore, lease_ttl_seconds_min: i64, backend_bytes_quota: u64) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
+    pub fn open(
+        snapshots: SnapshotStore,
+        lease_ttl_seconds_min: i64,
+        backend_bytes_quota: u64,
+    ) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
         let mut state = match snapshots.load_latest()? {
             Some((_, payload)) => codec::decode::<SnapshotFile>("snapshot", &payload)?.state,
-            None => AppliedState { machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota), last_applied: None, membership: StoredMembership::default() },
+            None => AppliedState {
+                machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            },
         };
-        state.machine.set_limits(lease_ttl_seconds_min, backend_bytes_quota);
+        state
+            .machine
+            .set_limits(lease_ttl_seconds_min, backend_bytes_quota);
         let (revision, _) = watch::channel(state.machine.store().current_revision());
-        let shared = Arc::new(SharedState { state: Mutex::new(state), revision });
-        let store = StateMachineStore { shared: shared.clone(), snapshots: Arc::new(snapshots), limits: (lease_ttl_seconds_min, backend_bytes_quota) };
+        let shared = Arc::new(SharedState {
+            state: Mutex::new(state),
+            revision,
+        });
+        let store = StateMachineStore {
+            shared: shared.clone(),
+            snapshots: Arc::new(snapshots),
+            limits: (lease_ttl_seconds_min, backend_bytes_quota),
+        };
         Ok((store, shared))
     }
 
@@ -84,9 +103,19 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
         let last = self.state.last_applied;
-        let snapshot_id = last.map_or_else(|| "empty".to_string(), |id| format!("{}-{}", id.index, id.leader_id.term));
-        let meta = SnapshotMeta { last_log_id: last, last_membership: self.state.membership.clone(), snapshot_id };
-        let file = SnapshotFile { meta: meta.clone(), state: self.state.clone() };
+        let snapshot_id = last.map_or_else(
+            || "empty".to_string(),
+            |id| format!("{}-{}", id.index, id.leader_id.term),
+        );
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.state.membership.clone(),
+            snapshot_id,
+        };
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            state: self.state.clone(),
+        };
         let snapshots = self.snapshots.clone();
         let (index, term) = last.map_or((0, 0), |id| (id.index, id.leader_id.term));
         let payload = io::blocking(move || {
@@ -96,14 +125,19 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
         .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error))?;
         tracing::info!(index, bytes = payload.len(), "snapshot saved");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(payload)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(payload)),
+        })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<u64>>, StoredMembership<u64, MemberNode>)> {
+    async fn applied_state(
+        &mut self,
+    ) -> StorageResult<(Option<LogId<u64>>, StoredMembership<u64, MemberNode>)> {
         let state = self.shared.state.lock().unwrap();
         Ok((state.last_applied, state.membership.clone()))
     }
@@ -122,9 +156,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(command) => state.machine.apply(log_id.index, &command),
                     EntryPayload::Membership(membership) => {
                         state.membership = StoredMembership::new(Some(log_id), membership);
-                        Applied { revision: state.machine.store().current_revision(), result: Ok(Outcome::Nothing) }
+                        Applied {
+                            revision: state.machine.store().current_revision(),
+                            result: Ok(Outcome::Nothing),
+                        }
                     }
-                    EntryPayload::Blank => Applied { revision: state.machine.store().current_revision(), result: Ok(Outcome::Nothing) },
+                    EntryPayload::Blank => Applied {
+                        revision: state.machine.store().current_revision(),
+                        result: Ok(Outcome::Nothing),
+                    },
                 };
                 state.last_applied = Some(log_id);
                 responses.push(response);
@@ -136,30 +176,59 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { state: self.shared.view(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder {
+            state: self.shared.view(),
+            snapshots: self.snapshots.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta<u64, MemberNode>, snapshot: Box<Cursor<Vec<u8>>>) -> StorageResult<()> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, MemberNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
         let payload = snapshot.into_inner();
-        let file: SnapshotFile = codec::decode("snapshot", &payload).map_err(|error| storage_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Read, error))?;
-        let (index, term) = meta.last_log_id.map_or((0, 0), |id| (id.index, id.leader_id.term));
+        let file: SnapshotFile = codec::decode("snapshot", &payload).map_err(|error| {
+            storage_error(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Read,
+                error,
+            )
+        })?;
+        let (index, term) = meta
+            .last_log_id
+            .map_or((0, 0), |id| (id.index, id.leader_id.term));
         let snapshots = self.snapshots.clone();
         io::blocking(move || snapshots.save(index, term, &payload))
             .await
-            .map_err(|error| storage_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write, error))?;
+            .map_err(|error| {
+                storage_error(
+                    ErrorSubject::Snapshot(Some(meta.signature())),
+                    ErrorVerb::Write,
+                    error,
+                )
+            })?;
         self.replace(file.state);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
         let snapshots = self.snapshots.clone();
-        let loaded = io::blocking(move || snapshots.load_latest()).await.map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
-        let Some((_, payload)) = loaded else { return Ok(None) };
-        let file: SnapshotFile = codec::decode("snapshot", &payload).map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
-        Ok(Some(Snapshot { meta: file.meta, snapshot: Box::new(Cursor::new(payload)) }))
+        let loaded = io::blocking(move || snapshots.load_latest())
+            .await
+            .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
+        let Some((_, payload)) = loaded else {
+            return Ok(None);
+        };
+        let file: SnapshotFile = codec::decode("snapshot", &payload)
+            .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
+        Ok(Some(Snapshot {
+            meta: file.meta,
+            snapshot: Box::new(Cursor::new(payload)),
+        }))
     }
 }

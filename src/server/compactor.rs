@@ -25,10 +25,14 @@ const SAMPLES_MAX: usize = 11;
 pub async fn run(node: RaftNode, mode: CompactionMode) {
     let (interval, retention) = match mode {
         CompactionMode::Disabled => return,
-        CompactionMode::Periodic(retention) => ((retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600)), retention),
+        CompactionMode::Periodic(retention) => (
+            (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+            retention,
+        ),
         CompactionMode::Revision(_) => (REVISION_MODE_INTERVAL, Duration::ZERO),
     };
-    let mut samples: VecDeque<(clock::Instant, Revision)> = VecDeque::with_capacity(SAMPLES_MAX + 1);
+    let mut samples: VecDeque<(clock::Instant, Revision)> =
+        VecDeque::with_capacity(SAMPLES_MAX + 1);
     loop {
         clock::sleep(interval).await;
         let view = node.view();
@@ -42,7 +46,11 @@ pub async fn run(node: RaftNode, mode: CompactionMode) {
                     samples.pop_front();
                 }
                 // The newest revision that is at least `retention` old.
-                samples.iter().rev().find(|(taken, _)| now.duration_since(*taken) >= retention).map_or(0, |(_, revision)| *revision)
+                samples
+                    .iter()
+                    .rev()
+                    .find(|(taken, _)| now.duration_since(*taken) >= retention)
+                    .map_or(0, |(_, revision)| *revision)
             }
             CompactionMode::Disabled => unreachable!(),
         };

@@ -4,7 +4,11 @@ use clap::{ArgAction, Parser};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "cairn", version, about = "An etcd-compatible, strongly consistent key-value store")]
+#[command(
+    name = "cairn",
+    version,
+    about = "An etcd-compatible, strongly consistent key-value store"
+)]
 pub struct Config {
     /// Human-readable name for this member.
     #[arg(long, env = "CAIRN_NAME", default_value = "default")]
@@ -13,16 +17,28 @@ pub struct Config {
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// URLs to listen on for client traffic (comma-separated).
-    #[arg(long, env = "CAIRN_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long,
+        env = "CAIRN_LISTEN_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub listen_client_urls: String,
     /// Client URLs advertised to the cluster [default: the listen client URLs].
     #[arg(long, env = "CAIRN_ADVERTISE_CLIENT_URLS")]
     pub advertise_client_urls: Option<String>,
     /// URLs to listen on for peer traffic (comma-separated).
-    #[arg(long, env = "CAIRN_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    #[arg(
+        long,
+        env = "CAIRN_LISTEN_PEER_URLS",
+        default_value = "http://127.0.0.1:2380"
+    )]
     pub listen_peer_urls: String,
     /// This member's peer URLs to advertise to the rest of the cluster.
-    #[arg(long, env = "CAIRN_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    #[arg(
+        long,
+        env = "CAIRN_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://127.0.0.1:2380"
+    )]
     pub initial_advertise_peer_urls: String,
     /// Initial cluster configuration for bootstrapping: name=peerURL,... [default: <name>=<initial advertise peer URLs>].
     #[arg(long, env = "CAIRN_INITIAL_CLUSTER")]
@@ -31,7 +47,11 @@ pub struct Config {
     #[arg(long, env = "CAIRN_INITIAL_CLUSTER_STATE", default_value = "new", value_parser = ["new", "existing"])]
     pub initial_cluster_state: String,
     /// Initial cluster token, mixed into the cluster and member IDs.
-    #[arg(long, env = "CAIRN_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    #[arg(
+        long,
+        env = "CAIRN_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
     pub initial_cluster_token: String,
     /// Time (in milliseconds) of a heartbeat interval.
     #[arg(long, env = "CAIRN_HEARTBEAT_INTERVAL", default_value_t = 100)]
@@ -58,7 +78,11 @@ pub struct Config {
     #[arg(long, env = "CAIRN_AUTO_COMPACTION_RETENTION", default_value = "0")]
     pub auto_compaction_retention: String,
     /// Interval of server-side progress notifications for watchers that ask for them.
-    #[arg(long = "experimental-watch-progress-notify-interval", env = "CAIRN_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value = "10m")]
+    #[arg(
+        long = "experimental-watch-progress-notify-interval",
+        env = "CAIRN_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value = "10m"
+    )]
     pub watch_progress_notify_interval: String,
     /// Most watchers one watch stream may hold.
     #[arg(long, env = "CAIRN_WATCHERS_PER_STREAM_MAX", default_value_t = 10_000)]
@@ -82,30 +106,51 @@ pub struct Config {
 
 impl Config {
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name)))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.cairn", self.name)))
     }
 
     pub fn initial_cluster(&self) -> String {
         self.initial_cluster.clone().unwrap_or_else(|| {
-            split_urls(&self.initial_advertise_peer_urls).iter().map(|url| format!("{}={url}", self.name)).collect::<Vec<_>>().join(",")
+            split_urls(&self.initial_advertise_peer_urls)
+                .iter()
+                .map(|url| format!("{}={url}", self.name))
+                .collect::<Vec<_>>()
+                .join(",")
         })
     }
 
     pub fn advertise_client_urls(&self) -> Vec<String> {
-        split_urls(self.advertise_client_urls.as_deref().unwrap_or(&self.listen_client_urls))
+        split_urls(
+            self.advertise_client_urls
+                .as_deref()
+                .unwrap_or(&self.listen_client_urls),
+        )
     }
 
     pub fn backend_bytes_quota(&self) -> u64 {
-        if self.quota_backend_bytes == 0 { crate::base::Limits::default().backend_bytes_quota } else { self.quota_backend_bytes }
+        if self.quota_backend_bytes == 0 {
+            crate::base::Limits::default().backend_bytes_quota
+        } else {
+            self.quota_backend_bytes
+        }
     }
 }
 
 pub fn split_urls(urls: &str) -> Vec<String> {
-    urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect()
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses etcd-style durations: "10m", "1h30m", "500ms", "90s"; a bare number is `bare_unit`.
-pub fn parse_duration(text: &str, bare_unit: std::time::Duration) -> Result<std::time::Duration, String> {
+pub fn parse_duration(
+    text: &str,
+    bare_unit: std::time::Duration,
+) -> Result<std::time::Duration, String> {
     let text = text.trim();
     if let Ok(number) = text.parse::<f64>() {
         return Ok(bare_unit.mul_f64(number));
@@ -113,9 +158,15 @@ pub fn parse_duration(text: &str, bare_unit: std::time::Duration) -> Result<std:
     let mut total = std::time::Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("missing unit in duration {text:?}"))?;
-        let number: f64 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}"))?;
-        let unit_end = rest[digits..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |end| digits + end);
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let unit_end = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |end| digits + end);
         let unit = match &rest[digits..unit_end] {
             "ms" => std::time::Duration::from_millis(1),
             "s" => std::time::Duration::from_secs(1),
@@ -139,9 +190,22 @@ mod tests {
         let config = Config::parse_from(["cairn"]);
         assert_eq!(config.data_dir(), PathBuf::from("default.cairn"));
         assert_eq!(config.initial_cluster(), "default=http://127.0.0.1:2380");
-        assert_eq!((config.heartbeat_interval, config.election_timeout, config.max_txn_ops), (100, 1000, 128));
+        assert_eq!(
+            (
+                config.heartbeat_interval,
+                config.election_timeout,
+                config.max_txn_ops
+            ),
+            (100, 1000, 128)
+        );
         assert_eq!(config.max_request_bytes, 1_572_864);
-        let config = Config::parse_from(["cairn", "--unsafe-no-fsync", "--log-level=debug", "--logger", "zap"]);
+        let config = Config::parse_from([
+            "cairn",
+            "--unsafe-no-fsync",
+            "--log-level=debug",
+            "--logger",
+            "zap",
+        ]);
         assert!(config.unsafe_no_fsync);
         assert_eq!(config.log_level, "debug");
     }
@@ -151,7 +215,10 @@ mod tests {
         let hour = Duration::from_secs(3600);
         assert_eq!(parse_duration("10m", hour), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("1h30m", hour), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms", hour), Ok(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("500ms", hour),
+            Ok(Duration::from_millis(500))
+        );
         assert_eq!(parse_duration("2", hour), Ok(Duration::from_secs(7200)));
         assert!(parse_duration("5y", hour).is_err());
     }

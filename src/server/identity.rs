@@ -45,18 +45,39 @@ pub fn cluster_id(member_ids: &[MemberId], token: &str) -> u64 {
 }
 
 /// Parses `--initial-cluster` (`name=url,name=url2,...`) into members by ID.
-pub fn parse_initial_cluster(text: &str, token: &str) -> Result<BTreeMap<MemberId, MemberNode>, String> {
+pub fn parse_initial_cluster(
+    text: &str,
+    token: &str,
+) -> Result<BTreeMap<MemberId, MemberNode>, String> {
     let mut urls_by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-        let (name, url) = item.split_once('=').ok_or_else(|| format!("--initial-cluster entry {item:?} is not name=URL"))?;
-        urls_by_name.entry(name.to_string()).or_default().push(url.to_string());
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let (name, url) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--initial-cluster entry {item:?} is not name=URL"))?;
+        urls_by_name
+            .entry(name.to_string())
+            .or_default()
+            .push(url.to_string());
     }
     if urls_by_name.is_empty() {
         return Err("--initial-cluster is empty".to_string());
     }
     Ok(urls_by_name
         .into_iter()
-        .map(|(name, peer_urls)| (member_id(&peer_urls, token), MemberNode { name, peer_urls, client_urls: Vec::new() }))
+        .map(|(name, peer_urls)| {
+            (
+                member_id(&peer_urls, token),
+                MemberNode {
+                    name,
+                    peer_urls,
+                    client_urls: Vec::new(),
+                },
+            )
+        })
         .collect())
 }
 
@@ -69,7 +90,9 @@ pub fn load(disk: &dyn Disk, member_dir: &Path) -> anyhow::Result<Option<Identit
         return Ok(None);
     }
     let bytes = disk.read(&path)?;
-    Ok(Some(codec::decode("member identity", &bytes).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?))
+    Ok(Some(codec::decode("member identity", &bytes).map_err(
+        |error| anyhow::anyhow!("{}: {error}", path.display()),
+    )?))
 }
 
 /// Stores the identity durably (file synced, then its directory).
@@ -89,12 +112,18 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_token_dependent() {
-        let members = parse_initial_cluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2382", "t").unwrap();
+        let members =
+            parse_initial_cluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2382", "t").unwrap();
         assert_eq!(members.len(), 2);
-        let again = parse_initial_cluster("b=http://127.0.0.1:2382,a=http://127.0.0.1:2380", "t").unwrap();
+        let again =
+            parse_initial_cluster("b=http://127.0.0.1:2382,a=http://127.0.0.1:2380", "t").unwrap();
         assert_eq!(members, again);
-        let other_token = parse_initial_cluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2382", "u").unwrap();
-        assert_ne!(members.keys().collect::<Vec<_>>(), other_token.keys().collect::<Vec<_>>());
+        let other_token =
+            parse_initial_cluster("a=http://127.0.0.1:2380,b=http://127.0.0.1:2382", "u").unwrap();
+        assert_ne!(
+            members.keys().collect::<Vec<_>>(),
+            other_token.keys().collect::<Vec<_>>()
+        );
         assert!(parse_initial_cluster("nonsense", "t").is_err());
     }
 }

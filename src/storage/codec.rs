@@ -13,5 +13,8 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StorageError> {
-    bincode::deserialize(bytes).map_err(|error| StorageError::Decode { what, reason: error.to_string() })
+    bincode::deserialize(bytes).map_err(|error| StorageError::Decode {
+        what,
+        reason: error.to_string(),
+    })
 }

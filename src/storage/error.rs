@@ -3,17 +3,33 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{operation} {path}: {source}")]
-    Io { operation: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt {what} in {path} at offset {offset}: {reason}")]
-    Corrupt { what: &'static str, path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        what: &'static str,
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("cannot decode {what}: {reason}")]
     Decode { what: &'static str, reason: String },
 }
 
 impl StorageError {
-    pub fn io(operation: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
+    pub fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> StorageError {
         let path = path.into();
-        move |source| StorageError::Io { operation, path, source }
+        move |source| StorageError::Io {
+            operation,
+            path,
+            source,
+        }
     }
 
     /// True when the disk is full; the member refuses writes instead of failing hard.

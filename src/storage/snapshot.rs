@@ -23,19 +23,29 @@ pub struct SnapshotStore {
 
 impl SnapshotStore {
     pub fn open(disk: Arc<dyn Disk>, dir: &Path) -> Result<SnapshotStore, StorageError> {
-        disk.create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+        disk.create_dir_all(dir)
+            .map_err(StorageError::io("create directory", dir))?;
         for name in disk.list(dir).map_err(StorageError::io("list", dir))? {
             if name.ends_with(".tmp") {
                 // A snapshot that was being written when the member stopped.
                 let path = dir.join(&name);
-                disk.remove(&path).map_err(StorageError::io("remove", &path))?;
+                disk.remove(&path)
+                    .map_err(StorageError::io("remove", &path))?;
             }
         }
-        Ok(SnapshotStore { disk, dir: dir.to_path_buf() })
+        Ok(SnapshotStore {
+            disk,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Writes a snapshot atomically and removes all but the newest `SNAPSHOTS_KEPT`.
-    pub fn save(&self, last_index: u64, last_term: u64, payload: &[u8]) -> Result<PathBuf, StorageError> {
+    pub fn save(
+        &self,
+        last_index: u64,
+        last_term: u64,
+        payload: &[u8],
+    ) -> Result<PathBuf, StorageError> {
         let name = format!("{last_index:016x}-{last_term:016x}.snap");
         let path = self.dir.join(&name);
         let temporary = self.dir.join(format!("{name}.tmp"));
@@ -45,19 +55,30 @@ impl SnapshotStore {
         file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         file.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         file.extend_from_slice(payload);
-        self.disk.write_synced(&temporary, &file).map_err(StorageError::io("write", &temporary))?;
-        self.disk.rename(&temporary, &path).map_err(StorageError::io("rename", &temporary))?;
-        self.disk.sync_dir(&self.dir).map_err(StorageError::io("sync directory", &self.dir))?;
+        self.disk
+            .write_synced(&temporary, &file)
+            .map_err(StorageError::io("write", &temporary))?;
+        self.disk
+            .rename(&temporary, &path)
+            .map_err(StorageError::io("rename", &temporary))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(StorageError::io("sync directory", &self.dir))?;
         let names = self.snapshot_names()?;
         for old in names.iter().rev().skip(SNAPSHOTS_KEPT) {
             let old_path = self.dir.join(old);
-            self.disk.remove(&old_path).map_err(StorageError::io("remove", &old_path))?;
+            self.disk
+                .remove(&old_path)
+                .map_err(StorageError::io("remove", &old_path))?;
         }
         Ok(path)
     }
 
     fn snapshot_names(&self) -> Result<Vec<String>, StorageError> {
-        let mut names = self.disk.list(&self.dir).map_err(StorageError::io("list", &self.dir))?;
+        let mut names = self
+            .disk
+            .list(&self.dir)
+            .map_err(StorageError::io("list", &self.dir))?;
         names.retain(|name| name.ends_with(".snap"));
         // Fixed-width hex names sort by index.
         names.sort();
@@ -67,10 +88,20 @@ impl SnapshotStore {
     /// The newest snapshot's payload. A damaged newest snapshot is an error naming the file
     /// and offset: falling back to an older one could lose log entries already purged.
     pub fn load_latest(&self) -> Result<Option<(PathBuf, Vec<u8>)>, StorageError> {
-        let Some(name) = self.snapshot_names()?.pop() else { return Ok(None) };
+        let Some(name) = self.snapshot_names()?.pop() else {
+            return Ok(None);
+        };
         let path = self.dir.join(name);
-        let data = self.disk.read(&path).map_err(StorageError::io("read", &path))?;
-        let corrupt = |offset: usize, reason: &str| StorageError::Corrupt { what: "snapshot", path: path.clone(), offset: offset as u64, reason: reason.to_string() };
+        let data = self
+            .disk
+            .read(&path)
+            .map_err(StorageError::io("read", &path))?;
+        let corrupt = |offset: usize, reason: &str| StorageError::Corrupt {
+            what: "snapshot",
+            path: path.clone(),
+            offset: offset as u64,
+            reason: reason.to_string(),
+        };
         if data.len() < HEADER_BYTES || &data[..8] != MAGIC {
             return Err(corrupt(0, "missing snapshot header"));
         }
@@ -82,7 +113,10 @@ impl SnapshotStore {
         let crc = u32::from_le_bytes(data[20..24].try_into().unwrap());
         let payload = &data[HEADER_BYTES..];
         if payload.len() != length {
-            return Err(corrupt(12, &format!("payload is {} bytes, header says {length}", payload.len())));
+            return Err(corrupt(
+                12,
+                &format!("payload is {} bytes, header says {length}", payload.len()),
+            ));
         }
         if crc32fast::hash(payload) != crc {
             return Err(corrupt(HEADER_BYTES, "CRC mismatch"));
@@ -113,9 +147,16 @@ mod tests {
         assert_eq!(payload, 4u64.to_le_bytes());
         assert_eq!(disk.list(dir).unwrap().len(), SNAPSHOTS_KEPT);
         disk.crash(7);
-        assert_eq!(store.load_latest().unwrap().unwrap().1, 4u64.to_le_bytes(), "a synced snapshot survives a crash");
+        assert_eq!(
+            store.load_latest().unwrap().unwrap().1,
+            4u64.to_le_bytes(),
+            "a synced snapshot survives a crash"
+        );
         disk.corrupt(&path, HEADER_BYTES + 2);
         let error = store.load_latest().unwrap_err().to_string();
-        assert!(error.contains("0000000000000004-0000000000000001.snap") && error.contains("offset 24"), "{error}");
+        assert!(
+            error.contains("0000000000000004-0000000000000001.snap") && error.contains("offset 24"),
+            "{error}"
+        );
     }
 }

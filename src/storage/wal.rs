@@ -93,18 +93,29 @@ fn encode_record(kind: RecordKind, payload: &[u8], into: &mut Vec<u8>) {
 
 /// Parses the record at `offset`; returns it and the offset after it.
 fn parse_record(data: &[u8], offset: usize) -> Result<(Record, usize), String> {
-    let header = data.get(offset..offset + RECORD_HEADER_BYTES).ok_or("record header cut short")?;
+    let header = data
+        .get(offset..offset + RECORD_HEADER_BYTES)
+        .ok_or("record header cut short")?;
     let length = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
     let crc = u32::from_le_bytes(header[4..8].try_into().unwrap());
     if length == 0 || length > RECORD_BYTES_MAX {
         return Err(format!("impossible record length {length}"));
     }
-    let body = data.get(offset + RECORD_HEADER_BYTES..offset + RECORD_HEADER_BYTES + length).ok_or("record cut short")?;
+    let body = data
+        .get(offset + RECORD_HEADER_BYTES..offset + RECORD_HEADER_BYTES + length)
+        .ok_or("record cut short")?;
     if crc32fast::hash(body) != crc {
         return Err("CRC mismatch".to_string());
     }
-    let kind = RecordKind::from_byte(body[0]).ok_or_else(|| format!("unknown record kind {}", body[0]))?;
-    Ok((Record { kind, payload: body[1..].to_vec() }, offset + RECORD_HEADER_BYTES + length))
+    let kind =
+        RecordKind::from_byte(body[0]).ok_or_else(|| format!("unknown record kind {}", body[0]))?;
+    Ok((
+        Record {
+            kind,
+            payload: body[1..].to_vec(),
+        },
+        offset + RECORD_HEADER_BYTES + length,
+    ))
 }
 
 fn segment_name(sequence: u64, first_index: u64) -> String {
@@ -114,20 +125,32 @@ fn segment_name(sequence: u64, first_index: u64) -> String {
 fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
     let stem = name.strip_suffix(".wal")?;
     let (sequence, first_index) = stem.split_once('-')?;
-    Some((u64::from_str_radix(sequence, 16).ok()?, u64::from_str_radix(first_index, 16).ok()?))
+    Some((
+        u64::from_str_radix(sequence, 16).ok()?,
+        u64::from_str_radix(first_index, 16).ok()?,
+    ))
 }
 
 impl Wal {
     /// Opens (or creates) the log in `dir`; returns it and every record, oldest first.
-    pub fn open(disk: Arc<dyn Disk>, dir: &Path, segment_bytes_max: u64) -> Result<(Wal, Vec<Record>), StorageError> {
-        disk.create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        segment_bytes_max: u64,
+    ) -> Result<(Wal, Vec<Record>), StorageError> {
+        disk.create_dir_all(dir)
+            .map_err(StorageError::io("create directory", dir))?;
         let mut segments: Vec<Segment> = disk
             .list(dir)
             .map_err(StorageError::io("list", dir))?
             .iter()
             .filter_map(|name| {
                 let (sequence, first_index) = parse_segment_name(name)?;
-                Some(Segment { sequence, first_index, path: dir.join(name) })
+                Some(Segment {
+                    sequence,
+                    first_index,
+                    path: dir.join(name),
+                })
             })
             .collect();
         segments.sort_by_key(|segment| segment.sequence);
@@ -139,9 +162,20 @@ impl Wal {
         let wal = match segments.last().cloned() {
             None => Wal::create_first(disk, dir, segment_bytes_max)?,
             Some(last) => {
-                let active = disk.open_append(&last.path).map_err(StorageError::io("open", &last.path))?;
-                let good_len = active.len();
-                let mut wal = Wal { disk, dir: dir.to_path_buf(), segment_bytes_max, segments, active, good_len, pending: Vec::new(), poisoned: false };
+                let active = disk
+                    .open_append(&last.path)
+                    .map_err(StorageError::io("open", &last.path))?;
+                let good_len = active.size_bytes();
+                let mut wal = Wal {
+                    disk,
+                    dir: dir.to_path_buf(),
+                    segment_bytes_max,
+                    segments,
+                    active,
+                    good_len,
+                    pending: Vec::new(),
+                    poisoned: false,
+                };
                 if good_len == 0 {
                     // The last segment lost even its header in a crash: write it again.
                     wal.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
@@ -153,14 +187,35 @@ impl Wal {
         Ok((wal, records))
     }
 
-    fn create_first(disk: Arc<dyn Disk>, dir: &Path, segment_bytes_max: u64) -> Result<Wal, StorageError> {
+    fn create_first(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        segment_bytes_max: u64,
+    ) -> Result<Wal, StorageError> {
         let path = dir.join(segment_name(0, 0));
-        let active = disk.open_append(&path).map_err(StorageError::io("create", &path))?;
-        let segments = vec![Segment { sequence: 0, first_index: 0, path }];
-        let mut wal = Wal { disk, dir: dir.to_path_buf(), segment_bytes_max, segments, active, good_len: 0, pending: Vec::new(), poisoned: false };
+        let active = disk
+            .open_append(&path)
+            .map_err(StorageError::io("create", &path))?;
+        let segments = vec![Segment {
+            sequence: 0,
+            first_index: 0,
+            path,
+        }];
+        let mut wal = Wal {
+            disk,
+            dir: dir.to_path_buf(),
+            segment_bytes_max,
+            segments,
+            active,
+            good_len: 0,
+            pending: Vec::new(),
+            poisoned: false,
+        };
         wal.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
         wal.sync()?;
-        wal.disk.sync_dir(dir).map_err(StorageError::io("sync directory", dir))?;
+        wal.disk
+            .sync_dir(dir)
+            .map_err(StorageError::io("sync directory", dir))?;
         Ok(wal)
     }
 
@@ -173,7 +228,11 @@ impl Wal {
     pub fn sync(&mut self) -> Result<(), StorageError> {
         let path = self.active.path();
         if self.poisoned {
-            return Err(StorageError::Io { operation: "write (log poisoned by an earlier failed fsync)", path, source: std::io::Error::other("WAL is poisoned") });
+            return Err(StorageError::Io {
+                operation: "write (log poisoned by an earlier failed fsync)",
+                path,
+                source: std::io::Error::other("WAL is poisoned"),
+            });
         }
         let pending = std::mem::take(&mut self.pending);
         if let Err(source) = self.active.append(&pending) {
@@ -181,13 +240,21 @@ impl Wal {
             if self.disk.set_len(&path, self.good_len).is_err() {
                 self.poisoned = true;
             }
-            return Err(StorageError::Io { operation: "write", path, source });
+            return Err(StorageError::Io {
+                operation: "write",
+                path,
+                source,
+            });
         }
         if let Err(source) = self.active.sync() {
             self.poisoned = true;
-            return Err(StorageError::Io { operation: "fsync", path, source });
+            return Err(StorageError::Io {
+                operation: "fsync",
+                path,
+                source,
+            });
         }
-        self.good_len = self.active.len();
+        self.good_len = self.active.size_bytes();
         Ok(())
     }
 
@@ -200,31 +267,53 @@ impl Wal {
     }
 
     /// Starts a new segment whose entries begin at `first_index`, carrying `state` records.
-    pub fn cut(&mut self, first_index: u64, state: &[(RecordKind, Vec<u8>)]) -> Result<(), StorageError> {
+    pub fn cut(
+        &mut self,
+        first_index: u64,
+        state: &[(RecordKind, Vec<u8>)],
+    ) -> Result<(), StorageError> {
         self.sync()?;
-        let sequence = self.segments.last().map_or(0, |segment| segment.sequence + 1);
+        let sequence = self
+            .segments
+            .last()
+            .map_or(0, |segment| segment.sequence + 1);
         let path = self.dir.join(segment_name(sequence, first_index));
-        self.active = self.disk.open_append(&path).map_err(StorageError::io("create", &path))?;
+        self.active = self
+            .disk
+            .open_append(&path)
+            .map_err(StorageError::io("create", &path))?;
         self.good_len = 0;
-        self.segments.push(Segment { sequence, first_index, path });
+        self.segments.push(Segment {
+            sequence,
+            first_index,
+            path,
+        });
         self.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
         for (kind, payload) in state {
             self.append(*kind, payload);
         }
         self.sync()?;
-        self.disk.sync_dir(&self.dir).map_err(StorageError::io("sync directory", &self.dir))
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(StorageError::io("sync directory", &self.dir))
     }
 
     /// Removes the oldest segments whose entries are all at or below `purged_index`.
     pub fn remove_segments_through(&mut self, purged_index: u64) -> Result<usize, StorageError> {
         let mut removed = 0;
-        while self.segments.len() > 1 && self.segments[1].first_index <= purged_index.saturating_add(1) {
+        while self.segments.len() > 1
+            && self.segments[1].first_index <= purged_index.saturating_add(1)
+        {
             let segment = self.segments.remove(0);
-            self.disk.remove(&segment.path).map_err(StorageError::io("remove", &segment.path))?;
+            self.disk
+                .remove(&segment.path)
+                .map_err(StorageError::io("remove", &segment.path))?;
             removed += 1;
         }
         if removed > 0 {
-            self.disk.sync_dir(&self.dir).map_err(StorageError::io("sync directory", &self.dir))?;
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(StorageError::io("sync directory", &self.dir))?;
         }
         Ok(removed)
     }
@@ -234,8 +323,15 @@ impl Wal {
     }
 }
 
-fn read_segment(disk: &dyn Disk, segment: &Segment, is_last: bool, records: &mut Vec<Record>) -> Result<(), StorageError> {
-    let data = disk.read(&segment.path).map_err(StorageError::io("read", &segment.path))?;
+fn read_segment(
+    disk: &dyn Disk,
+    segment: &Segment,
+    is_last: bool,
+    records: &mut Vec<Record>,
+) -> Result<(), StorageError> {
+    let data = disk
+        .read(&segment.path)
+        .map_err(StorageError::io("read", &segment.path))?;
     let mut offset = 0;
     let mut first = true;
     while offset < data.len() {
@@ -250,12 +346,19 @@ fn read_segment(disk: &dyn Disk, segment: &Segment, is_last: bool, records: &mut
                 offset = next;
             }
             Err(reason) => {
-                let torn_tail = is_last && !(offset + 1..data.len()).any(|later| parse_record(&data, later).is_ok());
+                let torn_tail = is_last
+                    && !(offset + 1..data.len()).any(|later| parse_record(&data, later).is_ok());
                 if !torn_tail {
-                    return Err(StorageError::Corrupt { what: "WAL record", path: segment.path.clone(), offset: offset as u64, reason });
+                    return Err(StorageError::Corrupt {
+                        what: "WAL record",
+                        path: segment.path.clone(),
+                        offset: offset as u64,
+                        reason,
+                    });
                 }
                 tracing::warn!(file = %segment.path.display(), offset, %reason, "repairing torn WAL tail");
-                disk.set_len(&segment.path, offset as u64).map_err(StorageError::io("truncate", &segment.path))?;
+                disk.set_len(&segment.path, offset as u64)
+                    .map_err(StorageError::io("truncate", &segment.path))?;
                 return Ok(());
             }
         }
@@ -264,13 +367,19 @@ fn read_segment(disk: &dyn Disk, segment: &Segment, is_last: bool, records: &mut
 }
 
 fn check_header(record: &Record, segment: &Segment, offset: usize) -> Result<(), StorageError> {
-    let version = record.payload.get(..4).map(|bytes| u32::from_le_bytes(bytes.try_into().unwrap()));
+    let version = record
+        .payload
+        .get(..4)
+        .map(|bytes| u32::from_le_bytes(bytes.try_into().unwrap()));
     if record.kind != RecordKind::Header || version != Some(FORMAT_VERSION) {
         return Err(StorageError::Corrupt {
             what: "WAL segment header",
             path: segment.path.clone(),
             offset: offset as u64,
-            reason: format!("expected a format {FORMAT_VERSION} header, found {:?} {:?}", record.kind, version),
+            reason: format!(
+                "expected a format {FORMAT_VERSION} header, found {:?} {:?}",
+                record.kind, version
+            ),
         });
     }
     Ok(())

@@ -29,9 +29,16 @@ pub struct WatchSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchOutput {
     /// Events of whole revisions up to `revision` (empty for a progress notification).
-    Events { watch_id: i64, revision: Revision, events: Vec<Event> },
+    Events {
+        watch_id: i64,
+        revision: Revision,
+        events: Vec<Event>,
+    },
     /// The watcher needs history that compaction removed; it is canceled.
-    Compacted { watch_id: i64, compact_revision: Revision },
+    Compacted {
+        watch_id: i64,
+        compact_revision: Revision,
+    },
 }
 
 #[derive(Debug)]
@@ -50,11 +57,20 @@ pub struct WatchStream {
 
 impl WatchStream {
     pub fn new(watchers_max: usize) -> Self {
-        WatchStream { watchers: BTreeMap::new(), next_id: 0, watchers_max }
+        WatchStream {
+            watchers: BTreeMap::new(),
+            next_id: 0,
+            watchers_max,
+        }
     }
 
     /// Registers a watcher; `requested_id` 0 lets the stream choose (etcd numbers from 0).
-    pub fn create(&mut self, spec: WatchSpec, requested_id: i64, current_revision: Revision) -> Result<i64, EtcdError> {
+    pub fn create(
+        &mut self,
+        spec: WatchSpec,
+        requested_id: i64,
+        current_revision: Revision,
+    ) -> Result<i64, EtcdError> {
         if self.watchers.len() >= self.watchers_max {
             return Err(EtcdError::TooManyOperations);
         }
@@ -70,8 +86,18 @@ impl WatchStream {
             self.next_id
         };
         self.next_id = self.next_id.max(watch_id.saturating_add(1));
-        let next_revision = if spec.start_revision > 0 { spec.start_revision } else { current_revision + 1 };
-        self.watchers.insert(watch_id, Watcher { spec, next_revision });
+        let next_revision = if spec.start_revision > 0 {
+            spec.start_revision
+        } else {
+            current_revision + 1
+        };
+        self.watchers.insert(
+            watch_id,
+            Watcher {
+                spec,
+                next_revision,
+            },
+        );
         Ok(watch_id)
     }
 
@@ -88,12 +114,16 @@ impl WatchStream {
     }
 
     pub fn wants_fragments(&self, watch_id: i64) -> bool {
-        self.watchers.get(&watch_id).is_some_and(|watcher| watcher.spec.fragment)
+        self.watchers
+            .get(&watch_id)
+            .is_some_and(|watcher| watcher.spec.fragment)
     }
 
     /// True when every watcher has been given everything up to `current_revision`.
     pub fn is_synced(&self, current_revision: Revision) -> bool {
-        self.watchers.values().all(|watcher| watcher.next_revision > current_revision)
+        self.watchers
+            .values()
+            .all(|watcher| watcher.next_revision > current_revision)
     }
 
     /// The next outputs owed from `store`: for each watcher behind the store, the events of
@@ -107,20 +137,32 @@ impl WatchStream {
                 continue;
             }
             if watcher.next_revision < store.compact_revision() {
-                outputs.push(WatchOutput::Compacted { watch_id: *watch_id, compact_revision: store.compact_revision() });
+                outputs.push(WatchOutput::Compacted {
+                    watch_id: *watch_id,
+                    compact_revision: store.compact_revision(),
+                });
                 compacted.push(*watch_id);
                 continue;
             }
             let spec = &watcher.spec;
-            let (mut events, covered) =
-                store.events(&spec.range, watcher.next_revision, current, spec.prev_kv, events_max);
+            let (mut events, covered) = store.events(
+                &spec.range,
+                watcher.next_revision,
+                current,
+                spec.prev_kv,
+                events_max,
+            );
             events.retain(|event| match event.kind {
                 EventKind::Put => !spec.filter_put,
                 EventKind::Delete => !spec.filter_delete,
             });
             watcher.next_revision = covered + 1;
             if !events.is_empty() {
-                outputs.push(WatchOutput::Events { watch_id: *watch_id, revision: covered, events });
+                outputs.push(WatchOutput::Events {
+                    watch_id: *watch_id,
+                    revision: covered,
+                    events,
+                });
             }
         }
         for watch_id in compacted {
@@ -133,8 +175,14 @@ impl WatchStream {
     pub fn progress_notifications(&self, current_revision: Revision) -> Vec<WatchOutput> {
         self.watchers
             .iter()
-            .filter(|(_, watcher)| watcher.spec.progress_notify && watcher.next_revision > current_revision)
-            .map(|(watch_id, _)| WatchOutput::Events { watch_id: *watch_id, revision: current_revision, events: Vec::new() })
+            .filter(|(_, watcher)| {
+                watcher.spec.progress_notify && watcher.next_revision > current_revision
+            })
+            .map(|(watch_id, _)| WatchOutput::Events {
+                watch_id: *watch_id,
+                revision: current_revision,
+                events: Vec::new(),
+            })
             .collect()
     }
 }

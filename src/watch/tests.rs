@@ -25,7 +25,10 @@ fn drain(stream: &mut WatchStream, store: &Store, events_max: usize) -> Vec<(i64
             return seen;
         }
         for output in outputs {
-            if let WatchOutput::Events { watch_id, events, .. } = output {
+            if let WatchOutput::Events {
+                watch_id, events, ..
+            } = output
+            {
                 seen.extend(events.into_iter().map(|event| (watch_id, event)));
             }
         }
@@ -40,9 +43,30 @@ fn history_then_live_with_filters_and_prev_kv() {
     delete(&mut store, b"a");
     let mut stream = WatchStream::new(16);
     let prefix = KeyRange::new(&b"a"[..], &b"b"[..]);
-    let all = stream.create(WatchSpec { range: prefix.clone(), start_revision: 1, prev_kv: true, ..WatchSpec::default() }, 0, 4).unwrap();
-    let deletes_only =
-        stream.create(WatchSpec { range: prefix, start_revision: 1, filter_put: true, ..WatchSpec::default() }, 0, 4).unwrap();
+    let all = stream
+        .create(
+            WatchSpec {
+                range: prefix.clone(),
+                start_revision: 1,
+                prev_kv: true,
+                ..WatchSpec::default()
+            },
+            0,
+            4,
+        )
+        .unwrap();
+    let deletes_only = stream
+        .create(
+            WatchSpec {
+                range: prefix,
+                start_revision: 1,
+                filter_put: true,
+                ..WatchSpec::default()
+            },
+            0,
+            4,
+        )
+        .unwrap();
     assert_eq!((all, deletes_only), (0, 1));
     let seen = drain(&mut stream, &store, 100);
     assert_eq!(seen.len(), 3);
@@ -66,14 +90,31 @@ fn duplicate_ids_and_compaction_cancel() {
         put(&mut store, b"k", value);
     }
     let mut stream = WatchStream::new(2);
-    let spec = WatchSpec { range: KeyRange::single(&b"k"[..]), start_revision: 2, ..WatchSpec::default() };
+    let spec = WatchSpec {
+        range: KeyRange::single(&b"k"[..]),
+        start_revision: 2,
+        ..WatchSpec::default()
+    };
     assert_eq!(stream.create(spec.clone(), 7, 5), Ok(7));
-    assert_eq!(stream.create(spec.clone(), 7, 5), Err(EtcdError::WatchIdExists(7)));
-    assert_eq!(stream.create(spec.clone(), 0, 5), Ok(8), "automatic IDs never reuse a chosen one");
-    assert!(stream.create(spec, 0, 5).is_err(), "the stream holds at most watchers_max watchers");
+    assert_eq!(
+        stream.create(spec.clone(), 7, 5),
+        Err(EtcdError::WatchIdExists(7))
+    );
+    assert_eq!(
+        stream.create(spec.clone(), 0, 5),
+        Ok(8),
+        "automatic IDs never reuse a chosen one"
+    );
+    assert!(
+        stream.create(spec, 0, 5).is_err(),
+        "the stream holds at most watchers_max watchers"
+    );
     store.compact(4).unwrap();
     let outputs = stream.poll(&store, 100);
-    assert!(outputs.contains(&WatchOutput::Compacted { watch_id: 7, compact_revision: 4 }));
+    assert!(outputs.contains(&WatchOutput::Compacted {
+        watch_id: 7,
+        compact_revision: 4
+    }));
     assert!(stream.is_empty());
 }
 

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port (bound then released; the tests bind it again right away).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -37,13 +41,19 @@ impl Server {
 
     fn spawn(&mut self) {
         let peer_port = free_port();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg(format!("--listen-client-urls=http://{}", self.endpoint))
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
-            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+            ))
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
@@ -57,7 +67,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("cairn exited early with {status}; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                panic!(
+                    "cairn exited early with {status}; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             let output = self.etcdctl(&["endpoint", "health", "--command-timeout=1s"]);
             if output.status.success() {
@@ -65,7 +78,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("cairn did not become healthy; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        panic!(
+            "cairn did not become healthy; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     /// SIGKILL: no shutdown, no flush.
@@ -94,14 +110,22 @@ impl Server {
     /// Runs etcdctl and returns its stdout, failing the test if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.etcdctl(args);
-        assert!(output.status.success(), "etcdctl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "etcdctl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 
     /// Runs etcdctl expecting failure; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let output = self.etcdctl(args);
-        assert!(!output.status.success(), "etcdctl {args:?} should fail, printed {}", String::from_utf8_lossy(&output.stdout));
+        assert!(
+            !output.status.success(),
+            "etcdctl {args:?} should fail, printed {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
         String::from_utf8(output.stderr).unwrap()
     }
 }
@@ -115,18 +139,37 @@ impl Drop for Server {
 /// The real etcdctl from Debian's etcd-client package (ci/test installs it when missing).
 pub fn etcdctl_path() -> &'static str {
     let path = "/usr/bin/etcdctl";
-    assert!(Path::new(path).exists(), "etcdctl is missing: install Debian's etcd-client package (ci/test does)");
+    assert!(
+        Path::new(path).exists(),
+        "etcdctl is missing: install Debian's etcd-client package (ci/test does)"
+    );
     path
 }
 
 pub fn etcdctl(endpoint: &str, args: &[&str], input: Option<&str>) -> Output {
     let mut command = Command::new(etcdctl_path());
-    command.env("ETCDCTL_API", "3").arg(format!("--endpoints={endpoint}")).arg("--dial-timeout=2s").args(args);
-    command.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--dial-timeout=2s")
+        .args(args);
+    command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("run etcdctl");
     if let Some(input) = input {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }

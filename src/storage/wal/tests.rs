@@ -10,7 +10,11 @@ fn dir() -> &'static Path {
 }
 
 fn entry_payloads(records: &[Record]) -> Vec<Vec<u8>> {
-    records.iter().filter(|record| record.kind == RecordKind::Entry).map(|record| record.payload.clone()).collect()
+    records
+        .iter()
+        .filter(|record| record.kind == RecordKind::Entry)
+        .map(|record| record.payload.clone())
+        .collect()
 }
 
 proptest! {
@@ -73,14 +77,20 @@ fn corruption_mid_log_names_file_and_offset() {
     // Header record is 8 + 1 + 4 bytes; each entry record 8 + 1 + 20. Damage entry 3.
     let entry_offset = 13 + 3 * 29;
     disk.corrupt(&path, entry_offset + 12);
-    let error = Wal::open(Arc::new(disk), dir(), 1 << 20).err().expect("corruption must stop recovery").to_string();
+    let error = Wal::open(Arc::new(disk), dir(), 1 << 20)
+        .err()
+        .expect("corruption must stop recovery")
+        .to_string();
     assert!(error.contains(&path.display().to_string()), "{error}");
     assert!(error.contains(&format!("offset {entry_offset}")), "{error}");
 }
 
 #[test]
 fn disk_full_rolls_back_and_recovers_when_space_returns() {
-    let disk = MemoryDisk::new(MemoryDiskOptions { capacity_bytes: Some(200), ..MemoryDiskOptions::default() });
+    let disk = MemoryDisk::new(MemoryDiskOptions {
+        capacity_bytes: Some(200),
+        ..MemoryDiskOptions::default()
+    });
     let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).unwrap();
     wal.append(RecordKind::Entry, &[1; 50]);
     wal.sync().unwrap();
@@ -93,20 +103,36 @@ fn disk_full_rolls_back_and_recovers_when_space_returns() {
     drop(wal);
     disk.crash(1);
     let (_, records) = Wal::open(Arc::new(disk), dir(), 1 << 20).unwrap();
-    assert_eq!(entry_payloads(&records), vec![vec![1; 50], vec![3; 50]], "the failed write left no trace");
+    assert_eq!(
+        entry_payloads(&records),
+        vec![vec![1; 50], vec![3; 50]],
+        "the failed write left no trace"
+    );
 }
 
 #[test]
 fn failed_fsync_poisons_the_log() {
-    let disk = MemoryDisk::new(MemoryDiskOptions { failing_syncs: 1, ..MemoryDiskOptions::default() });
-    assert!(Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).is_err(), "the first header sync fails");
+    let disk = MemoryDisk::new(MemoryDiskOptions {
+        failing_syncs: 1,
+        ..MemoryDiskOptions::default()
+    });
+    assert!(
+        Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).is_err(),
+        "the first header sync fails"
+    );
     disk.set_options(MemoryDiskOptions::default());
     let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).unwrap();
-    disk.set_options(MemoryDiskOptions { failing_syncs: 1, ..MemoryDiskOptions::default() });
+    disk.set_options(MemoryDiskOptions {
+        failing_syncs: 1,
+        ..MemoryDiskOptions::default()
+    });
     wal.append(RecordKind::Entry, &[1]);
     assert!(wal.sync().is_err());
     wal.append(RecordKind::Entry, &[2]);
-    assert!(wal.sync().is_err(), "nothing is acknowledged after a failed fsync");
+    assert!(
+        wal.sync().is_err(),
+        "nothing is acknowledged after a failed fsync"
+    );
 }
 
 #[test]
@@ -127,5 +153,8 @@ fn segments_below_purge_point_are_removed() {
     drop(wal);
     let (_, records) = Wal::open(Arc::new(disk), dir(), 100).unwrap();
     let first = u64::from_le_bytes(entry_payloads(&records)[0].clone().try_into().unwrap());
-    assert!(first <= 10, "entries after the purge point are kept (first kept {first})");
+    assert!(
+        first <= 10,
+        "entries after the purge point are kept (first kept {first})"
+    );
 }
