@@ -297,3 +297,43 @@ fn data_survives_restart_and_snapshots() {
         "--snapshot-count=50 must have written snapshots"
     );
 }
+
+#[test]
+fn corrupt_wal_stops_the_member_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    for index in 0..20 {
+        server.ok(&["put", &format!("k{index}"), "some value that fills the log"]);
+    }
+    server.kill();
+    let wal_dir = data.join("member/wal");
+    let segment = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&segment, bytes).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg(format!(
+            "--listen-client-urls=http://127.0.0.1:{}",
+            common::free_port()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a member must not start on a corrupt WAL"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&segment.display().to_string()) && stderr.contains("at offset"),
+        "{stderr}"
+    );
+}

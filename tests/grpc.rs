@@ -447,3 +447,32 @@ async fn many_watchers_and_a_slow_reader_lose_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn progress_notifications_arrive_for_idle_watchers() {
+    let (_dir, server) = start(&["--experimental-watch-progress-notify-interval=300ms"]);
+    let mut kv = KvClient::new(connect(&server).await);
+    kv.put(put("p", "1")).await.unwrap();
+    let (requests, mut responses) = watch_stream(&server).await;
+    let mut notified = create("p", "", 0, 0);
+    if let Some(pb::watch_request::RequestUnion::CreateRequest(create)) =
+        &mut notified.request_union
+    {
+        create.progress_notify = true;
+    }
+    requests.send(notified).await.unwrap();
+    let watch_id = responses.message().await.unwrap().unwrap().watch_id;
+    let progress = tokio::time::timeout(std::time::Duration::from_secs(5), responses.message())
+        .await
+        .expect("a progress notification within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            progress.watch_id,
+            progress.events.len(),
+            progress.header.unwrap().revision
+        ),
+        (watch_id, 0, 2)
+    );
+}

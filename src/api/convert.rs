@@ -170,9 +170,7 @@ pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -
                         prev_kvs: prev_kvs.into_iter().map(key_value).collect(),
                     })
                 }
-                ResponseOp::Txn(nested) => {
-                    Response::ResponseTxn(txn_response(nested, header))
-                }
+                ResponseOp::Txn(nested) => Response::ResponseTxn(txn_response(nested, header)),
             }),
         })
         .collect();
