@@ -1,11 +1,40 @@
-//! etcdserverpb.Cluster: the member list from raft's applied membership.
+//! etcdserverpb.Cluster: the member list and its changes, through the leader.
 
 use super::pb::etcdserverpb::{self as pb, cluster_server::Cluster};
-use super::{unimplemented, Context};
+use super::{status, Context};
+use crate::base::EtcdError;
+use crate::raft::{MemberInfo, MembershipChange};
 use tonic::{Request, Response, Status};
 
 pub struct ClusterService {
     context: Context,
+}
+
+fn member(info: MemberInfo) -> pb::Member {
+    pb::Member {
+        id: info.id,
+        name: info.node.name,
+        peer_ur_ls: info.node.peer_urls,
+        client_ur_ls: info.node.client_urls,
+        is_learner: info.is_learner,
+    }
+}
+
+/// etcd accepts only well-formed http(s) URLs with a host and port.
+fn check_peer_urls(urls: &[String]) -> Result<(), Status> {
+    let valid = |url: &String| {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        rest.and_then(|rest| rest.trim_end_matches('/').rsplit_once(':'))
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    };
+    if urls.is_empty() || !urls.iter().all(valid) {
+        return Err(Status::invalid_argument(format!(
+            "etcdserver: invalid peer URLs {urls:?}"
+        )));
+    }
+    Ok(())
 }
 
 impl ClusterService {
@@ -13,19 +42,21 @@ impl ClusterService {
         ClusterService { context }
     }
 
-    fn members(&self) -> Vec<pb::Member> {
-        self.context
+    async fn change(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(Option<pb::Member>, Vec<pb::Member>, i64), Status> {
+        let (added, members) = self
+            .context
             .node
-            .members()
-            .into_iter()
-            .map(|(id, node, is_learner)| pb::Member {
-                id,
-                name: node.name,
-                peer_ur_ls: node.peer_urls,
-                client_ur_ls: node.client_urls,
-                is_learner,
-            })
-            .collect()
+            .change_members(change)
+            .await
+            .map_err(status)?;
+        Ok((
+            added.map(member),
+            members.into_iter().map(member).collect(),
+            self.context.current_revision(),
+        ))
     }
 }
 
@@ -33,39 +64,94 @@ impl ClusterService {
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _request: Request<pb::MemberAddRequest>,
+        request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(unimplemented("Cluster.MemberAdd"))
+        let request = request.into_inner();
+        check_peer_urls(&request.peer_ur_ls)?;
+        let (added, members, revision) = self
+            .change(MembershipChange::Add {
+                peer_urls: request.peer_ur_ls,
+                is_learner: request.is_learner,
+            })
+            .await?;
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.context.header(revision),
+            member: added,
+            members,
+        }))
     }
 
     async fn member_remove(
         &self,
-        _request: Request<pb::MemberRemoveRequest>,
+        request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(unimplemented("Cluster.MemberRemove"))
+        let (_, members, revision) = self
+            .change(MembershipChange::Remove {
+                id: request.into_inner().id,
+            })
+            .await?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.context.header(revision),
+            members,
+        }))
     }
 
     async fn member_update(
         &self,
-        _request: Request<pb::MemberUpdateRequest>,
+        request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(unimplemented("Cluster.MemberUpdate"))
+        let request = request.into_inner();
+        check_peer_urls(&request.peer_ur_ls)?;
+        let (_, members, revision) = self
+            .change(MembershipChange::Update {
+                id: request.id,
+                peer_urls: request.peer_ur_ls,
+            })
+            .await?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.context.header(revision),
+            members,
+        }))
     }
 
     async fn member_list(
         &self,
-        _request: Request<pb::MemberListRequest>,
+        request: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
+        if request.into_inner().linearizable {
+            self.context.node.read_barrier().await.map_err(status)?;
+        }
+        let members = self
+            .context
+            .node
+            .members()
+            .into_iter()
+            .map(member)
+            .collect();
         Ok(Response::new(pb::MemberListResponse {
             header: self.context.header(self.context.current_revision()),
-            members: self.members(),
+            members,
         }))
     }
 
     async fn member_promote(
         &self,
-        _request: Request<pb::MemberPromoteRequest>,
+        request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        Err(unimplemented("Cluster.MemberPromote"))
+        let id = request.into_inner().id;
+        if !self
+            .context
+            .node
+            .members()
+            .iter()
+            .any(|member| member.id == id)
+        {
+            return Err(status(EtcdError::MemberNotFound));
+        }
+        let (_, members, revision) = self.change(MembershipChange::Promote { id }).await?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.context.header(revision),
+            members,
+        }))
     }
 }

@@ -28,6 +28,8 @@ impl Kv for KvService {
         &self,
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        self.context
+            .admit(&request, request.get_ref().serializable)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         if request.key.is_empty() {
@@ -51,6 +53,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let put = convert::put_request(request);
@@ -69,6 +72,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let delete = convert::delete_request(request);
@@ -90,6 +94,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let serializable = is_serializable(&request);
@@ -124,6 +129,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         let (_, revision) = self
             .propose(Command::Compact {

@@ -32,6 +32,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         if request.ttl > LEASE_TTL_SECONDS_MAX {
             return Err(status(EtcdError::LeaseTtlTooLarge));
@@ -62,6 +63,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        self.context.admit(&request, false)?;
         let applied = self
             .context
             .node
@@ -82,6 +84,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
+        self.context.admit(&request, false)?;
         let mut inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(KEEPALIVE_RESPONSES_QUEUED_MAX);
         let context = self.context.clone();
@@ -118,12 +121,16 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
-        self.context.node.read_barrier().await.map_err(status)?;
+        let time_to_live = self
+            .context
+            .lessor
+            .time_to_live(request.id)
+            .await
+            .map_err(status)?;
         let header = self.context.header(self.context.current_revision());
-        let Some((remaining_seconds, granted_seconds)) =
-            self.context.lessor.time_to_live(request.id)
-        else {
+        let Some((remaining_seconds, granted_seconds)) = time_to_live else {
             // etcd reports an unknown or expired lease as TTL -1.
             return Ok(Response::new(pb::LeaseTimeToLiveResponse {
                 header,
@@ -154,8 +161,9 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _request: Request<pb::LeaseLeasesRequest>,
+        request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        self.context.admit(&request, false)?;
         self.context.node.read_barrier().await.map_err(status)?;
         let view = self.context.node.view();
         let leases = view

@@ -7,6 +7,7 @@ mod convert;
 mod kv;
 mod lease;
 mod maintenance;
+mod peer;
 mod watch;
 
 pub mod pb {
@@ -37,6 +38,7 @@ pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use lease::LeaseService;
 pub use maintenance::MaintenanceService;
+pub use peer::{GrpcPeerTransport, PeerService, PEER_MESSAGE_BYTES_MAX};
 pub use watch::WatchService;
 
 use crate::base::{EtcdError, Limits, Revision};
@@ -103,6 +105,27 @@ impl Context {
         self.node.view().machine.store().current_revision()
     }
 
+    /// etcd's gates before a request is served: a client that sent `hasleader: true` gets
+    /// "no leader" while there is none, and a learner serves only serializable reads.
+    pub fn admit<T>(
+        &self,
+        request: &tonic::Request<T>,
+        serializable_read: bool,
+    ) -> Result<(), Status> {
+        let status_now = self.node.status();
+        let requires_leader = request
+            .metadata()
+            .get("hasleader")
+            .is_some_and(|value| value == "true");
+        if requires_leader && status_now.leader.is_none() {
+            return Err(status(EtcdError::NoLeader));
+        }
+        if status_now.is_learner && !serializable_read {
+            return Err(status(EtcdError::NotSupportedForLearner));
+        }
+        Ok(())
+    }
+
     /// etcd refuses requests over `--max-request-bytes` before they reach raft.
     pub fn check_size(&self, message: &impl prost::Message) -> Result<(), Status> {
         if message.encoded_len() > self.limits.request_bytes_max {
@@ -130,12 +153,19 @@ pub fn status(error: EtcdError) -> Status {
         }
         EtcdError::NoSpace => Code::ResourceExhausted,
         EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
-        EtcdError::LeaseExists | EtcdError::NotLeader => Code::FailedPrecondition,
+        EtcdError::LeaseExists
+        | EtcdError::NotLeader
+        | EtcdError::MemberExists
+        | EtcdError::PeerUrlExists
+        | EtcdError::MemberNotLearner
+        | EtcdError::LearnerNotReady
+        | EtcdError::NotEnoughStartedMembers => Code::FailedPrecondition,
         EtcdError::NoLeader
         | EtcdError::LeaderChanged
         | EtcdError::Timeout
         | EtcdError::Stopped
         | EtcdError::NotSupportedForLearner
+        | EtcdError::Unhealthy
         | EtcdError::Storage(_) => Code::Unavailable,
     };
     Status::new(code, error.to_string())

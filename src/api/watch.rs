@@ -39,6 +39,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
+        self.context.admit(&request, false)?;
         let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
         tokio::spawn(serve_stream(
             self.context.clone(),

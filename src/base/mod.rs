@@ -1,6 +1,7 @@
 //! Identifiers, key ranges, limits and the error enum shared by every layer. std only.
 
 mod error;
+pub mod identity;
 mod range;
 
 pub use error::EtcdError;

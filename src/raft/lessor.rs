@@ -3,6 +3,7 @@
 //! new leader starts every lease at no less than its checkpointed remaining TTL, so a leader
 //! change never shortens a lease. Expiry becomes a replicated revoke, never a local delete.
 
+use super::peer::{Forwarded, PeerResponse};
 use super::RaftNode;
 use crate::apply::{Command, LeaseCheckpoint};
 use crate::base::{EtcdError, LeaseId};
@@ -132,10 +133,26 @@ impl Lessor {
     }
 
     /// A keepalive: the lease gets its whole TTL again. Returns that TTL in seconds.
+    /// Only the leader's deadlines count, so a follower hands it to the leader.
     pub async fn keep_alive(&self, id: LeaseId) -> Result<i64, EtcdError> {
-        // Only the leader's deadlines count; make sure this member still is leader and has
-        // applied everything (so a just-granted lease is known) before renewing.
-        self.node.read_barrier().await?;
+        if self.node.status().is_leader {
+            return self.keep_alive_on_leader(id).await;
+        }
+        match self
+            .node
+            .forward_to_leader(Forwarded::KeepAlive(id))
+            .await?
+        {
+            PeerResponse::KeptAlive(result) => result,
+            _ => Err(EtcdError::LeaderChanged),
+        }
+    }
+
+    pub async fn keep_alive_on_leader(&self, id: LeaseId) -> Result<i64, EtcdError> {
+        // Confirm leadership with a quorum (fails on a member that is not the leader), then
+        // apply everything committed before renewing, so a just-granted lease is known.
+        let index = self.node.read_index_on_leader().await?;
+        self.node.wait_applied(index).await?;
         let view = self.node.view();
         let lease = view
             .machine
@@ -149,15 +166,37 @@ impl Lessor {
         Ok(lease.ttl_seconds)
     }
 
-    /// Remaining seconds of lease `id` and its granted TTL; `None` if it does not exist.
-    pub fn time_to_live(&self, id: LeaseId) -> Option<(i64, i64)> {
+    /// Remaining seconds of lease `id` and its granted TTL (`None` if it does not exist),
+    /// as the leader's deadlines say.
+    pub async fn time_to_live(&self, id: LeaseId) -> Result<Option<(i64, i64)>, EtcdError> {
+        if self.node.status().is_leader {
+            return self.time_to_live_on_leader(id).await;
+        }
+        match self
+            .node
+            .forward_to_leader(Forwarded::TimeToLive(id))
+            .await?
+        {
+            PeerResponse::TimeToLive(result) => result,
+            _ => Err(EtcdError::LeaderChanged),
+        }
+    }
+
+    pub async fn time_to_live_on_leader(
+        &self,
+        id: LeaseId,
+    ) -> Result<Option<(i64, i64)>, EtcdError> {
+        let index = self.node.read_index_on_leader().await?;
+        self.node.wait_applied(index).await?;
         let view = self.node.view();
-        let lease = view.machine.leases().get(id)?;
+        let Some(lease) = view.machine.leases().get(id) else {
+            return Ok(None);
+        };
         let state = self.inner.lock().unwrap();
         let remaining_seconds = match state.queue.remaining_ms(id, clock::monotonic_ms()) {
             Some(remaining_ms) => (remaining_ms / 1000) as i64,
             None => lease.ttl_seconds,
         };
-        Some((remaining_seconds, lease.ttl_seconds))
+        Ok(Some((remaining_seconds, lease.ttl_seconds)))
     }
 }

@@ -6,11 +6,14 @@ mod lessor;
 mod log_store;
 mod network;
 mod node;
+mod peer;
+mod read_index;
 mod state_machine;
 
 pub use lessor::Lessor;
-pub use network::PeerNetwork;
+pub use network::{call as call_peer, PeerNetwork, PeerTransport, TransportError};
 pub use node::{MemberNode, NodeStatus, RaftNode, RaftNodeConfig};
+pub use peer::{Forwarded, MemberInfo, MembershipChange, PeerHandler, PeerRequest, PeerResponse};
 pub use state_machine::SharedState;
 
 use crate::apply::{Applied, Command};

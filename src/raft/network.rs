@@ -1,65 +1,164 @@
-//! Raft messages to other members. A one-member cluster never sends any; the gRPC peer
-//! transport on `--listen-peer-urls` belongs to multi-member clusters, so until a member has
-//! peers every send reports the target unreachable and openraft retries with backoff.
+//! Raft messages to other members, over whatever transport the server plugs in (gRPC on the
+//! peer URLs in production, madsim's network in simulation). Every call has a deadline:
+//! a partitioned or clogged peer must never hang raft.
 
+use super::peer::{PeerRequest, PeerResponse};
 use super::{MemberNode, TypeConfig};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use crate::base::MemberId;
+use crate::storage::codec;
+use futures::future::BoxFuture;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use std::sync::Arc;
+use std::time::Duration;
 
-#[derive(Debug, Clone, Default)]
-pub struct PeerNetwork;
-
-pub struct PeerConnection {
-    target: u64,
+/// Carries encoded peer requests to another member and brings back the encoded response.
+pub trait PeerTransport: Send + Sync + 'static {
+    /// `target` 0 means "any member at these URLs" (cluster discovery).
+    fn call(
+        &self,
+        target: MemberId,
+        peer_urls: &[String],
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, TransportError>>;
 }
 
-impl PeerConnection {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, MemberNode, E> {
-        let reason = format!(
-            "member {:x} is not reachable: this build has no peer transport",
-            self.target
-        );
-        RPCError::Unreachable(Unreachable::new(&std::io::Error::other(reason)))
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Could not reach the member (connect failure, timeout, broken stream).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The member answered but refused (e.g. it belongs to another cluster).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Sends `request` and decodes the answer.
+pub async fn call(
+    transport: &dyn PeerTransport,
+    target: MemberId,
+    peer_urls: &[String],
+    request: &PeerRequest,
+    timeout: Duration,
+) -> Result<PeerResponse, TransportError> {
+    let payload = transport
+        .call(target, peer_urls, codec::encode(request), timeout)
+        .await?;
+    codec::decode("peer response", &payload)
+        .map_err(|error| TransportError::Refused(error.to_string()))
+}
+
+#[derive(Clone)]
+pub struct PeerNetwork {
+    pub transport: Arc<dyn PeerTransport>,
+}
+
+pub struct PeerConnection {
+    target: MemberId,
+    node: MemberNode,
+    transport: Arc<dyn PeerTransport>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
-    async fn new_client(&mut self, target: u64, _node: &MemberNode) -> PeerConnection {
-        PeerConnection { target }
+    async fn new_client(&mut self, target: MemberId, node: &MemberNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            node: node.clone(),
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+impl PeerConnection {
+    async fn send<E: std::error::Error>(
+        &self,
+        request: PeerRequest,
+        option: &RPCOption,
+    ) -> Result<PeerResponse, RPCError<u64, MemberNode, E>> {
+        match call(
+            self.transport.as_ref(),
+            self.target,
+            &self.node.peer_urls,
+            &request,
+            option.hard_ttl(),
+        )
+        .await
+        {
+            Ok(PeerResponse::Malformed(reason)) => Err(RPCError::Network(NetworkError::new(
+                &std::io::Error::other(reason),
+            ))),
+            Ok(response) => Ok(response),
+            Err(TransportError::Unreachable(reason)) => Err(RPCError::Unreachable(
+                Unreachable::new(&std::io::Error::other(reason)),
+            )),
+            Err(TransportError::Refused(reason)) => Err(RPCError::Network(NetworkError::new(
+                &std::io::Error::other(reason),
+            ))),
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(response: PeerResponse) -> RPCError<u64, MemberNode, E> {
+        RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+            "unexpected peer response {response:?}"
+        ))))
     }
 }
 
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        _request: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        request: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        match self
+            .send(PeerRequest::AppendEntries(request), &option)
+            .await?
+        {
+            PeerResponse::AppendEntries(result) => {
+                result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            other => Err(Self::unexpected(other)),
+        }
     }
 
     async fn install_snapshot(
         &mut self,
-        _request: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
+        request: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<u64>,
         RPCError<u64, MemberNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        Err(self.unreachable())
+        match self
+            .send(PeerRequest::InstallSnapshot(request), &option)
+            .await?
+        {
+            PeerResponse::InstallSnapshot(result) => {
+                result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            other => Err(Self::unexpected(other)),
+        }
     }
 
     async fn vote(
         &mut self,
-        _request: VoteRequest<u64>,
-        _option: RPCOption,
+        request: VoteRequest<u64>,
+        option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, MemberNode, RaftError<u64>>> {
-        Err(self.unreachable())
+        match self.send(PeerRequest::Vote(request), &option).await? {
+            PeerResponse::Vote(result) => {
+                result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+            }
+            other => Err(Self::unexpected(other)),
+        }
     }
 }

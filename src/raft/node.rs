@@ -1,19 +1,23 @@
-//! One member's raft node: storage opened and recovered, openraft started, and the few
-//! operations the api layer needs (propose, read barrier, views, status), with openraft's
-//! errors turned into etcd's.
+//! One member's raft node: storage opened and recovered, openraft started, and what the api
+//! layer needs (propose, read barrier, views, status, membership), with openraft's errors
+//! turned into etcd's. Followers forward writes, read-index rounds, lease and membership
+//! requests to the leader, one hop at most.
 
 use super::log_store::LogStore;
+use super::network::{call, PeerNetwork, PeerTransport};
+use super::peer::{Forwarded, MemberInfo, MembershipChange, PeerRequest, PeerResponse};
+use super::read_index::{finish_round, ReadBatcher};
 use super::state_machine::{AppliedState, SharedState, StateMachineStore};
-use super::{PeerNetwork, TypeConfig};
+use super::TypeConfig;
 use crate::apply::{Applied, Command};
-use crate::base::{EtcdError, MemberId, Revision};
+use crate::base::{identity, EtcdError, MemberId, Revision};
 use crate::io::Disk;
 use crate::storage::snapshot::SnapshotStore;
 use crate::storage::wal::Wal;
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +34,10 @@ pub struct MemberNode {
 #[derive(Debug, Clone)]
 pub struct RaftNodeConfig {
     pub member_id: MemberId,
+    pub cluster_token: String,
     pub data_dir: PathBuf,
-    /// Members to bootstrap with when the data directory is new.
+    /// Members to bootstrap with when the data directory is new; empty when joining an
+    /// existing cluster (the leader brings this member up to date).
     pub initial_members: BTreeMap<MemberId, MemberNode>,
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
@@ -59,16 +65,27 @@ pub struct NodeStatus {
     pub is_learner: bool,
 }
 
+/// How long a liveness probe of a peer may take before membership checks count it down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A learner may be promoted once it has 90% of the leader's log, as etcd requires.
+const LEARNER_READY_PERCENT: u64 = 90;
+
 #[derive(Clone)]
 pub struct RaftNode {
     raft: Raft<TypeConfig>,
     shared: Arc<SharedState>,
     config: Arc<RaftNodeConfig>,
+    transport: Arc<dyn PeerTransport>,
+    reads: Arc<ReadBatcher>,
 }
 
 impl RaftNode {
     /// Recovers storage from `config.data_dir` and starts raft.
-    pub async fn start(config: RaftNodeConfig, disk: Arc<dyn Disk>) -> anyhow::Result<RaftNode> {
+    pub async fn start(
+        config: RaftNodeConfig,
+        disk: Arc<dyn Disk>,
+        transport: Arc<dyn PeerTransport>,
+    ) -> anyhow::Result<RaftNode> {
         let member_dir = config.data_dir.join("member");
         let (wal, records) = Wal::open(
             disk.clone(),
@@ -91,17 +108,23 @@ impl RaftNode {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
             // etcd keeps 5000 entries after a snapshot so slow followers catch up from the log.
             max_in_snapshot_log_to_keep: config.snapshot_count.min(5000),
+            // Bounded peer messages: snapshot chunks and entry batches.
+            snapshot_max_chunk_size: 1024 * 1024,
+            max_payload_entries: 256,
             ..Config::default()
+        };
+        let network = PeerNetwork {
+            transport: transport.clone(),
         };
         let raft = Raft::new(
             config.member_id,
             Arc::new(raft_config.validate()?),
-            PeerNetwork,
+            network,
             log_store,
             state_machine,
         )
         .await?;
-        if fresh && !raft.is_initialized().await? {
+        if fresh && !config.initial_members.is_empty() && !raft.is_initialized().await? {
             raft.initialize(config.initial_members.clone())
                 .await
                 .map_err(|error| anyhow::anyhow!("bootstrapping raft: {error}"))?;
@@ -110,7 +133,13 @@ impl RaftNode {
             raft,
             shared,
             config: Arc::new(config),
+            transport,
+            reads: Arc::default(),
         })
+    }
+
+    pub(super) fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
     }
 
     pub fn member_id(&self) -> MemberId {
@@ -121,42 +150,134 @@ impl RaftNode {
         &self.config
     }
 
-    /// Replicates `command` and returns what applying it produced.
+    pub fn transport(&self) -> &Arc<dyn PeerTransport> {
+        &self.transport
+    }
+
+    /// Replicates `command` (through the leader) and returns what applying it produced.
     pub async fn propose(&self, command: Command) -> Result<Applied, EtcdError> {
-        let write = self.raft.client_write(command);
-        match tokio::time::timeout(self.config.request_timeout(), write).await {
-            Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(response)) => Ok(response.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(if forward.leader_id.is_some() {
-                    EtcdError::NotLeader
-                } else {
-                    EtcdError::NoLeader
-                })
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error)))) => {
-                Err(EtcdError::Storage(error.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(error))) => {
-                tracing::error!(%error, "raft stopped");
-                Err(EtcdError::Stopped)
-            }
+        match self.leader()? {
+            None => self.propose_on_leader(command).await,
+            Some(leader) => match self.forward(leader, Forwarded::Propose(command)).await? {
+                PeerResponse::Proposed(result) => result,
+                other => Err(unexpected(other)),
+            },
         }
     }
 
-    /// Waits until this member has applied everything committed before the call and is
-    /// still leader (read index), so a read that follows is linearizable.
-    pub async fn read_barrier(&self) -> Result<(), EtcdError> {
+    /// `Ok(None)` when this member leads, `Ok(Some(leader))` when another does.
+    fn leader(&self) -> Result<Option<MemberId>, EtcdError> {
+        let status = self.status();
+        match status.leader {
+            _ if status.is_leader => Ok(None),
+            Some(leader) if leader != self.config.member_id => Ok(Some(leader)),
+            _ => Err(EtcdError::NoLeader),
+        }
+    }
+
+    /// Proposes here, failing if this member is not the leader.
+    pub async fn propose_on_leader(&self, command: Command) -> Result<Applied, EtcdError> {
         match tokio::time::timeout(
             self.config.request_timeout(),
-            self.raft.ensure_linearizable(),
+            self.raft.client_write(command),
         )
         .await
         {
             Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(_))) => Err(EtcdError::NoLeader),
-            Ok(Err(RaftError::Fatal(_))) => Err(EtcdError::Stopped),
+            Ok(Ok(response)) => Ok(response.data),
+            Ok(Err(error)) => Err(write_error(error)),
+        }
+    }
+
+    /// Sends a request to the leader and returns its answer.
+    async fn forward(
+        &self,
+        leader: MemberId,
+        request: Forwarded,
+    ) -> Result<PeerResponse, EtcdError> {
+        let peer_urls = self
+            .members()
+            .into_iter()
+            .find(|member| member.id == leader)
+            .map(|member| member.node.peer_urls)
+            .ok_or(EtcdError::NoLeader)?;
+        call(self.transport.as_ref(), leader, &peer_urls, &PeerRequest::Forward(request), self.config.request_timeout()).await.map_err(|error| {
+            tracing::debug!(leader = format_args!("{leader:x}"), %error, "forwarding to the leader failed");
+            EtcdError::Timeout
+        })
+    }
+
+    /// Waits until this member has applied everything committed before the call, confirmed
+    /// by the current leader (read index), so a read that follows is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), EtcdError> {
+        let index = self.read_index().await?;
+        self.wait_applied(index).await
+    }
+
+    /// Waits until this member has applied log index `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), EtcdError> {
+        self.raft
+            .wait(Some(self.config.request_timeout()))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map_err(|_| EtcdError::Timeout)?;
+        Ok(())
+    }
+
+    async fn read_index(&self) -> Result<u64, EtcdError> {
+        let (receiver, start_rounds) = self.reads.join()?;
+        if start_rounds {
+            let node = self.clone();
+            tokio::spawn(async move {
+                while let Some(waiters) = node.reads.next_round() {
+                    let result = node.read_index_round().await;
+                    finish_round(waiters, result);
+                }
+            });
+        }
+        receiver.await.unwrap_or(Err(EtcdError::Stopped))
+    }
+
+    async fn read_index_round(&self) -> Result<u64, EtcdError> {
+        match self.leader()? {
+            None => self.read_index_on_leader().await,
+            Some(leader) => match self.forward(leader, Forwarded::ReadIndex).await? {
+                PeerResponse::ReadIndex(result) => result,
+                other => Err(unexpected(other)),
+            },
+        }
+    }
+
+    /// Confirms leadership with a quorum and returns the index reads must wait for. A round
+    /// whose confirmations were slow is retried (each round is a fresh confirmation) until
+    /// the request timeout; a member that is not leader fails at once.
+    pub async fn read_index_on_leader(&self) -> Result<u64, EtcdError> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout();
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(remaining, self.raft.get_read_log_id()).await {
+                Err(_) => return Err(EtcdError::Timeout),
+                Ok(Ok((read_log_id, _applied))) => return Ok(read_log_id.map_or(0, |id| id.index)),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                    return Err(EtcdError::NotLeader)
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(EtcdError::Timeout);
+                    }
+                    tokio::time::sleep(Duration::from_millis(self.config.heartbeat_interval_ms))
+                        .await;
+                }
+                Ok(Err(RaftError::Fatal(_))) => return Err(EtcdError::Stopped),
+            }
+        }
+    }
+
+    /// Sends a lease request to the leader (used by the lessor on followers).
+    pub async fn forward_to_leader(&self, request: Forwarded) -> Result<PeerResponse, EtcdError> {
+        match self.leader()? {
+            None => Err(EtcdError::NotLeader),
+            Some(leader) => self.forward(leader, request).await,
         }
     }
 
@@ -171,11 +292,9 @@ impl RaftNode {
 
     pub fn status(&self) -> NodeStatus {
         let metrics = self.raft.metrics().borrow().clone();
-        let is_learner = !metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|id| id == self.config.member_id);
+        let membership = metrics.membership_config.membership();
+        let is_learner = membership.get_node(&self.config.member_id).is_some()
+            && !membership.voter_ids().any(|id| id == self.config.member_id);
         NodeStatus {
             leader: metrics.current_leader,
             term: metrics.current_term,
@@ -186,15 +305,187 @@ impl RaftNode {
         }
     }
 
-    /// Members as raft's applied membership has them, voters and learners.
-    pub fn members(&self) -> Vec<(MemberId, MemberNode, bool)> {
+    /// Members as this member's raft state has them, voters and learners.
+    pub fn members(&self) -> Vec<MemberInfo> {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership().clone();
-        let voters: Vec<u64> = membership.voter_ids().collect();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
         membership
             .nodes()
-            .map(|(id, node)| (*id, node.clone(), !voters.contains(id)))
+            .map(|(id, node)| MemberInfo {
+                id: *id,
+                node: node.clone(),
+                is_learner: !voters.contains(id),
+            })
             .collect()
+    }
+
+    /// Applies a member-list change through the leader; returns the member it concerns
+    /// (for an add) and the member list afterwards.
+    pub async fn change_members(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(Option<MemberInfo>, Vec<MemberInfo>), EtcdError> {
+        match self.leader()? {
+            None => self.change_members_on_leader(change).await,
+            Some(leader) => match self
+                .forward(leader, Forwarded::ChangeMembers(change))
+                .await?
+            {
+                PeerResponse::MembersChanged(result) => result,
+                other => Err(unexpected(other)),
+            },
+        }
+    }
+
+    pub async fn change_members_on_leader(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(Option<MemberInfo>, Vec<MemberInfo>), EtcdError> {
+        if !self.status().is_leader {
+            return Err(EtcdError::NotLeader);
+        }
+        let members = self.members();
+        let find = |id: MemberId| {
+            members
+                .iter()
+                .find(|member| member.id == id)
+                .cloned()
+                .ok_or(EtcdError::MemberNotFound)
+        };
+        let voters = members.iter().filter(|member| !member.is_learner).count();
+        let mut added = None;
+        let change: ChangeMembers<u64, MemberNode> = match change {
+            MembershipChange::Add {
+                peer_urls,
+                is_learner,
+            } => {
+                let id = identity::member_id(&peer_urls, &self.config.cluster_token);
+                if members.iter().any(|member| member.id == id) {
+                    return Err(EtcdError::MemberExists);
+                }
+                if members.iter().any(|member| {
+                    member
+                        .node
+                        .peer_urls
+                        .iter()
+                        .any(|url| peer_urls.contains(url))
+                }) {
+                    return Err(EtcdError::PeerUrlExists);
+                }
+                let node = MemberNode {
+                    name: String::new(),
+                    peer_urls,
+                    client_urls: Vec::new(),
+                };
+                added = Some(MemberInfo {
+                    id,
+                    node: node.clone(),
+                    is_learner,
+                });
+                if is_learner {
+                    ChangeMembers::AddNodes(BTreeMap::from([(id, node)]))
+                } else {
+                    // etcd refuses a voter whose addition would leave too few started
+                    // members for a quorum (the new one has not started yet).
+                    if self.started_voters(&members).await < quorum(voters + 1) {
+                        return Err(EtcdError::Unhealthy);
+                    }
+                    ChangeMembers::AddVoters(BTreeMap::from([(id, node)]))
+                }
+            }
+            MembershipChange::Remove { id } => {
+                let member = find(id)?;
+                if member.is_learner {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                } else {
+                    let remaining: Vec<MemberInfo> = members
+                        .iter()
+                        .filter(|other| other.id != id)
+                        .cloned()
+                        .collect();
+                    if self.started_voters(&remaining).await < quorum(voters - 1) {
+                        return Err(EtcdError::NotEnoughStartedMembers);
+                    }
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                }
+            }
+            MembershipChange::Update { id, peer_urls } => {
+                let mut member = find(id)?;
+                member.node.peer_urls = peer_urls;
+                ChangeMembers::SetNodes(BTreeMap::from([(id, member.node)]))
+            }
+            MembershipChange::Publish {
+                id,
+                name,
+                client_urls,
+            } => {
+                let mut member = find(id)?;
+                member.node.name = name;
+                member.node.client_urls = client_urls;
+                ChangeMembers::SetNodes(BTreeMap::from([(id, member.node)]))
+            }
+            MembershipChange::Promote { id } => {
+                if !find(id)?.is_learner {
+                    return Err(EtcdError::MemberNotLearner);
+                }
+                let metrics = self.raft.metrics().borrow().clone();
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(&id).cloned().flatten())
+                    .map_or(0, |log_id| log_id.index);
+                let leader_last = metrics.last_log_index.unwrap_or(0);
+                if matched * 100 < leader_last * LEARNER_READY_PERCENT {
+                    return Err(EtcdError::LearnerNotReady);
+                }
+                ChangeMembers::AddVoterIds(BTreeSet::from([id]))
+            }
+        };
+        // Removed voters leave entirely; other changes keep everyone else as they are.
+        let retain = !matches!(change, ChangeMembers::RemoveVoters(_));
+        let changed = tokio::time::timeout(
+            self.config.request_timeout(),
+            self.raft.change_membership(change, retain),
+        )
+        .await;
+        match changed {
+            Err(_) => return Err(EtcdError::Timeout),
+            Ok(Err(error)) => return Err(write_error(error)),
+            Ok(Ok(_)) => {}
+        }
+        Ok((added, self.members()))
+    }
+
+    /// This member plus the voters in `members` that answer a probe now.
+    async fn started_voters(&self, members: &[MemberInfo]) -> usize {
+        let probes = members
+            .iter()
+            .filter(|member| !member.is_learner && member.id != self.config.member_id)
+            .map(|member| {
+                let transport = self.transport.clone();
+                let (id, urls) = (member.id, member.node.peer_urls.clone());
+                async move {
+                    call(
+                        transport.as_ref(),
+                        id,
+                        &urls,
+                        &PeerRequest::ClusterInfo,
+                        PROBE_TIMEOUT,
+                    )
+                    .await
+                    .is_ok()
+                }
+            });
+        let answered = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .filter(|alive| *alive)
+            .count();
+        let self_counts = members
+            .iter()
+            .any(|member| member.id == self.config.member_id && !member.is_learner);
+        answered + usize::from(self_counts)
     }
 
     /// Resolves when this member's leadership state changes.
@@ -207,4 +498,28 @@ impl RaftNode {
             tracing::warn!(%error, "raft shutdown");
         }
     }
+}
+
+fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
+fn write_error(error: RaftError<u64, ClientWriteError<u64, MemberNode>>) -> EtcdError {
+    match error {
+        // The leader changed while the request was in flight.
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => EtcdError::LeaderChanged,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(error)) => {
+            tracing::info!(%error, "membership change refused");
+            EtcdError::Unhealthy
+        }
+        RaftError::Fatal(error) => {
+            tracing::error!(%error, "raft stopped");
+            EtcdError::Stopped
+        }
+    }
+}
+
+fn unexpected(response: PeerResponse) -> EtcdError {
+    tracing::warn!(?response, "unexpected answer from the leader");
+    EtcdError::Timeout
 }

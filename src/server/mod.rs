@@ -1,74 +1,58 @@
-//! One member wired together: identity, raft node, lessor, compactor and the gRPC services
-//! on every client URL.
+//! One member wired together: identity, raft node, lessor, compactor, and the gRPC services
+//! on every client and peer URL.
 
+mod bootstrap;
 pub mod compactor;
 pub mod config;
 pub mod identity;
+mod listeners;
 
 pub use config::Config;
+pub use listeners::socket_address;
 
-use crate::api::pb::etcdserverpb::{
-    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
-    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
-};
-use crate::api::{
-    AuthService, ClusterService, Context, KvService, LeaseService, MaintenanceService, WatchLimits,
-    WatchService, GRPC_OVERHEAD_BYTES,
-};
+use crate::api::{Context, GrpcPeerTransport, PeerService, WatchLimits};
 use crate::base::Limits;
-use crate::io::Disk;
-use crate::raft::{Lessor, RaftNode, RaftNodeConfig};
-use anyhow::{bail, Context as _};
+use crate::io::{clock, Disk};
+use crate::raft::{Lessor, MembershipChange, PeerHandler, RaftNode, RaftNodeConfig};
+use anyhow::Context as _;
 use compactor::CompactionMode;
 use config::{parse_duration, split_urls};
 use identity::Identity;
-use std::net::{SocketAddr, ToSocketAddrs};
+use listeners::Listener;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// How often a member retries recording its name and client URLs in the member list.
+const PUBLISH_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A running member.
 pub struct Member {
     pub node: RaftNode,
     pub identity: Identity,
     shutdown: watch::Sender<bool>,
-    servers: Vec<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+    listeners: Vec<Listener>,
 }
 
 impl Member {
     /// Serves until a listener fails or `shutdown` is called.
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        for server in self.servers.drain(..) {
-            server
+        for listener in self.listeners.drain(..) {
+            listener
                 .await
-                .context("client listener task")?
-                .context("client listener")?;
+                .context("listener task")?
+                .context("listener")?;
         }
         Ok(())
     }
 
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for server in self.servers.drain(..) {
-            let _ = server.await;
+        for listener in self.listeners.drain(..) {
+            let _ = listener.await;
         }
         self.node.shutdown().await;
     }
-}
-
-/// Parses `http://host:port` into a socket address (`localhost` resolves to loopback).
-pub fn socket_address(url: &str) -> anyhow::Result<SocketAddr> {
-    let host_port = url.strip_prefix("http://").ok_or_else(|| {
-        anyhow::anyhow!("URL {url:?} must start with http:// (TLS is not supported yet)")
-    })?;
-    let host_port = host_port.trim_end_matches('/');
-    if let Ok(address) = host_port.parse() {
-        return Ok(address);
-    }
-    host_port
-        .to_socket_addrs()?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve {url:?}"))
 }
 
 fn compaction_mode(config: &Config) -> anyhow::Result<CompactionMode> {
@@ -86,42 +70,58 @@ fn compaction_mode(config: &Config) -> anyhow::Result<CompactionMode> {
     })
 }
 
+/// Records this member's name and client URLs in the replicated member list once it differs
+/// (a member added by `member add` has neither until it starts), retrying until it sticks.
+async fn publish_attributes(node: RaftNode, name: String, client_urls: Vec<String>) {
+    loop {
+        let listed = node
+            .members()
+            .into_iter()
+            .find(|member| member.id == node.member_id());
+        if listed.as_ref().is_some_and(|member| {
+            member.node.name == name && member.node.client_urls == client_urls
+        }) {
+            return;
+        }
+        if listed.is_some() {
+            let change = MembershipChange::Publish {
+                id: node.member_id(),
+                name: name.clone(),
+                client_urls: client_urls.clone(),
+            };
+            if let Err(error) = node.change_members(change).await {
+                tracing::debug!(%error, "publishing member attributes; will retry");
+            }
+        }
+        clock::sleep(PUBLISH_RETRY_INTERVAL).await;
+    }
+}
+
 /// Starts a member from flags on `disk`.
 pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Member> {
     let data_dir = config.data_dir();
     let member_dir = data_dir.join("member");
     disk.create_dir_all(&member_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let token = config.initial_cluster_token.clone();
-    let mut initial_members = identity::parse_initial_cluster(&config.initial_cluster(), &token)
-        .map_err(anyhow::Error::msg)?;
     let own_peer_urls = split_urls(&config.initial_advertise_peer_urls);
-    let identity = match identity::load(disk.as_ref(), &member_dir)? {
-        // A restart: the data directory knows who we are; bootstrap flags are ignored.
-        Some(identity) => identity,
-        None => {
-            if config.initial_cluster_state == "existing" {
-                bail!("--initial-cluster-state=existing needs a running cluster to join, which this build of Cairn cannot do yet");
-            }
-            let member_id = identity::member_id(&own_peer_urls, &token);
-            if !initial_members.contains_key(&member_id) {
-                bail!("couldn't find local name {:?} in the initial cluster configuration (peer URLs {:?} are not in --initial-cluster)", config.name, own_peer_urls);
-            }
-            if initial_members.len() > 1 {
-                bail!("--initial-cluster names {} members; this build of Cairn serves one-member clusters only", initial_members.len());
-            }
-            let member_ids: Vec<u64> = initial_members.keys().copied().collect();
-            Identity {
-                cluster_id: identity::cluster_id(&member_ids, &token),
-                member_id,
-                name: config.name.clone(),
-                token,
-            }
-        }
+    // Outgoing peer connections come from the address this member listens on for peers, when
+    // that is one specific address (so peers and proxies see who is talking).
+    let local_address = split_urls(&config.listen_peer_urls)
+        .first()
+        .and_then(|url| socket_address(url).ok())
+        .map(|address| address.ip())
+        .filter(|ip| !ip.is_unspecified());
+    let own_id = crate::base::identity::member_id(&own_peer_urls, &config.initial_cluster_token);
+    let transport = GrpcPeerTransport::new(own_id, local_address);
+    let bootstrap = bootstrap::resolve(config, disk.as_ref(), &member_dir, &transport).await?;
+    let identity = bootstrap.identity;
+    // A restarted member keeps the ID it was created with, whatever its flags say now.
+    let transport = if identity.member_id == own_id {
+        transport
+    } else {
+        GrpcPeerTransport::new(identity.member_id, local_address)
     };
-    if let Some(own) = initial_members.get_mut(&identity.member_id) {
-        own.client_urls = config.advertise_client_urls();
-    }
+    transport.set_cluster_id(identity.cluster_id);
     let limits = Limits {
         request_bytes_max: config.max_request_bytes,
         txn_operations_max: config.max_txn_ops,
@@ -129,8 +129,9 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
     };
     let raft_config = RaftNodeConfig {
         member_id: identity.member_id,
+        cluster_token: identity.token.clone(),
         data_dir: data_dir.clone(),
-        initial_members,
+        initial_members: bootstrap.initial_members,
         heartbeat_interval_ms: config.heartbeat_interval,
         election_timeout_ms: config.election_timeout,
         snapshot_count: config.snapshot_count.max(1),
@@ -138,7 +139,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         lease_ttl_seconds_min: crate::lease::ttl_seconds_min(config.election_timeout),
         backend_bytes_quota: limits.backend_bytes_quota,
     };
-    let node = RaftNode::start(raft_config, disk.clone())
+    let node = RaftNode::start(raft_config, disk.clone(), Arc::new(transport))
         .await
         .with_context(|| {
             format!(
@@ -152,6 +153,11 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
     let lessor = Lessor::new(node.clone());
     tokio::spawn(lessor.clone().run());
     tokio::spawn(compactor::run(node.clone(), compaction_mode(config)?));
+    tokio::spawn(publish_attributes(
+        node.clone(),
+        config.name.clone(),
+        config.advertise_client_urls(),
+    ));
     let watch = WatchLimits {
         watchers_per_stream_max: config.watchers_per_stream_max,
         progress_notify_interval: parse_duration(
@@ -164,50 +170,30 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
     };
     let context = Context {
         node: node.clone(),
-        lessor,
+        lessor: lessor.clone(),
         cluster_id: identity.cluster_id,
         limits,
         disk,
         data_dir,
         watch,
     };
-    let (shutdown, shutdown_signal) = watch::channel(false);
-    let mut servers = Vec::new();
+    let (shutdown, stop) = watch::channel(false);
+    let mut listeners = Vec::new();
+    for url in split_urls(&config.listen_peer_urls) {
+        let handler = PeerHandler::new(node.clone(), lessor.clone(), identity.cluster_id);
+        listeners.push(listeners::serve_peers(
+            PeerService::new(handler, identity.cluster_id, identity.member_id),
+            socket_address(&url)?,
+            stop.clone(),
+        ));
+        tracing::info!(%url, "serving peer traffic");
+    }
     for url in split_urls(&config.listen_client_urls) {
-        let address = socket_address(&url)?;
-        let message_bytes_max = limits.request_bytes_max + GRPC_OVERHEAD_BYTES;
-        let router = tonic::transport::Server::builder()
-            .add_service(
-                KvServer::new(KvService::new(context.clone()))
-                    .max_decoding_message_size(message_bytes_max),
-            )
-            .add_service(
-                WatchServer::new(WatchService::new(context.clone()))
-                    .max_decoding_message_size(message_bytes_max),
-            )
-            .add_service(
-                LeaseServer::new(LeaseService::new(context.clone()))
-                    .max_decoding_message_size(message_bytes_max),
-            )
-            .add_service(
-                ClusterServer::new(ClusterService::new(context.clone()))
-                    .max_decoding_message_size(message_bytes_max),
-            )
-            .add_service(
-                MaintenanceServer::new(MaintenanceService::new(context.clone()))
-                    .max_decoding_message_size(message_bytes_max),
-            )
-            .add_service(
-                AuthServer::new(AuthService::new(context.clone()))
-                    .max_decoding_message_size(message_bytes_max),
-            );
-        let mut stop = shutdown_signal.clone();
-        servers.push(tokio::spawn(router.serve_with_shutdown(
-            address,
-            async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            },
-        )));
+        listeners.push(listeners::serve_clients(
+            &context,
+            socket_address(&url)?,
+            stop.clone(),
+        ));
         tracing::info!(%url, "serving client requests");
     }
     tracing::info!(name = %identity.name, member_id = format_args!("{:x}", identity.member_id), cluster_id = format_args!("{:x}", identity.cluster_id), "ready to serve client requests");
@@ -215,6 +201,6 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         node,
         identity,
         shutdown,
-        servers,
+        listeners,
     })
 }

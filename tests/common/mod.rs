@@ -2,6 +2,9 @@
 //! real `etcdctl` or a gRPC client. Every process started is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,130 @@
+//! Who this member is and whom it starts with: a restart reads the data directory (bootstrap
+//! flags ignored, as etcd does); a new cluster derives IDs from `--initial-cluster`; a member
+//! joining an existing cluster asks the running members, and refuses to start unless it was
+//! added first (`etcdctl member add`), which also catches a wrong cluster token.
+
+use super::config::{split_urls, Config};
+use super::identity::{self, Identity};
+use crate::api::GrpcPeerTransport;
+use crate::base::MemberId;
+use crate::io::Disk;
+use crate::raft::{call_peer, MemberNode, PeerRequest, PeerResponse};
+use anyhow::bail;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a joining member waits for one running member to answer.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Bootstrap {
+    pub identity: Identity,
+    /// Members to initialize raft with; empty on restart and when joining.
+    pub initial_members: BTreeMap<MemberId, MemberNode>,
+}
+
+pub async fn resolve(
+    config: &Config,
+    disk: &dyn Disk,
+    member_dir: &Path,
+    transport: &GrpcPeerTransport,
+) -> anyhow::Result<Bootstrap> {
+    let token = config.initial_cluster_token.clone();
+    let members = identity::parse_initial_cluster(&config.initial_cluster(), &token)
+        .map_err(anyhow::Error::msg)?;
+    let own_peer_urls = split_urls(&config.initial_advertise_peer_urls);
+    let member_id = identity::member_id(&own_peer_urls, &token);
+    if let Some(identity) = identity::load(disk, member_dir)? {
+        // Identity is saved only after raft storage was initialized, so there is nothing to
+        // bootstrap: the WAL holds the membership.
+        return Ok(Bootstrap {
+            identity,
+            initial_members: BTreeMap::new(),
+        });
+    }
+    if !members.contains_key(&member_id) {
+        bail!(
+            "couldn't find local name {:?} in the initial cluster configuration: --initial-advertise-peer-urls {:?} with --initial-cluster-token {token:?} is not in --initial-cluster",
+            config.name,
+            own_peer_urls
+        );
+    }
+    if config.initial_cluster_state == "existing" {
+        let cluster_id = discover(member_id, &members, transport).await?;
+        let identity = Identity {
+            cluster_id,
+            member_id,
+            name: config.name.clone(),
+            token,
+        };
+        return Ok(Bootstrap {
+            identity,
+            initial_members: BTreeMap::new(),
+        });
+    }
+    let member_ids: Vec<MemberId> = members.keys().copied().collect();
+    let identity = Identity {
+        cluster_id: identity::cluster_id(&member_ids, &token),
+        member_id,
+        name: config.name.clone(),
+        token,
+    };
+    // Every member must bootstrap raft with the identical membership, so names and client
+    // URLs are not in it: each member publishes its own through raft once running.
+    let members = members
+        .into_iter()
+        .map(|(id, node)| {
+            (
+                id,
+                MemberNode {
+                    name: String::new(),
+                    client_urls: Vec::new(),
+                    ..node
+                },
+            )
+        })
+        .collect();
+    Ok(Bootstrap {
+        identity,
+        initial_members: members,
+    })
+}
+
+/// Asks the other listed members for the cluster's ID and checks this member was added.
+async fn discover(
+    member_id: MemberId,
+    members: &BTreeMap<MemberId, MemberNode>,
+    transport: &GrpcPeerTransport,
+) -> anyhow::Result<u64> {
+    let mut failures = Vec::new();
+    for (id, node) in members.iter().filter(|(id, _)| **id != member_id) {
+        match call_peer(
+            transport,
+            0,
+            &node.peer_urls,
+            &PeerRequest::ClusterInfo,
+            DISCOVERY_TIMEOUT,
+        )
+        .await
+        {
+            Ok(PeerResponse::ClusterInfo {
+                cluster_id,
+                members,
+            }) => {
+                if !members.iter().any(|member| member.id == member_id) {
+                    bail!(
+                        "member {member_id:x} has not been added to the cluster {cluster_id:x} that {} belongs to: add it first with `etcdctl member add` (or check --initial-cluster-token)",
+                        node.peer_urls.join(",")
+                    );
+                }
+                return Ok(cluster_id);
+            }
+            Ok(other) => failures.push(format!("{id:x}: unexpected answer {other:?}")),
+            Err(error) => failures.push(format!("{}: {error}", node.peer_urls.join(","))),
+        }
+    }
+    bail!(
+        "could not reach any member of the existing cluster: {}",
+        failures.join("; ")
+    )
+}

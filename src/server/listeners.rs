@@ -1,0 +1,80 @@
+//! The gRPC listeners: etcd's six services on every client URL, the peer service on every
+//! peer URL. Each stops when the member shuts down.
+
+use crate::api::pb::cairnpeerpb::peer_server::PeerServer;
+use crate::api::pb::etcdserverpb::{
+    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
+};
+use crate::api::{
+    AuthService, ClusterService, Context, KvService, LeaseService, MaintenanceService, PeerService,
+    WatchService, GRPC_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX,
+};
+use std::net::{SocketAddr, ToSocketAddrs};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub type Listener = JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Parses `http://host:port` into a socket address (`localhost` resolves to loopback).
+pub fn socket_address(url: &str) -> anyhow::Result<SocketAddr> {
+    let host_port = url.strip_prefix("http://").ok_or_else(|| {
+        anyhow::anyhow!("URL {url:?} must start with http:// (TLS is not supported yet)")
+    })?;
+    let host_port = host_port.trim_end_matches('/');
+    if let Ok(address) = host_port.parse() {
+        return Ok(address);
+    }
+    host_port
+        .to_socket_addrs()?
+        .find(SocketAddr::is_ipv4)
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {url:?}"))
+}
+
+async fn until_stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+pub fn serve_clients(
+    context: &Context,
+    address: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Listener {
+    let bytes_max = context.limits.request_bytes_max + GRPC_OVERHEAD_BYTES;
+    let router = tonic::transport::Server::builder()
+        .add_service(
+            KvServer::new(KvService::new(context.clone())).max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            WatchServer::new(WatchService::new(context.clone()))
+                .max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            LeaseServer::new(LeaseService::new(context.clone()))
+                .max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            ClusterServer::new(ClusterService::new(context.clone()))
+                .max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            MaintenanceServer::new(MaintenanceService::new(context.clone()))
+                .max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            AuthServer::new(AuthService::new(context.clone())).max_decoding_message_size(bytes_max),
+        );
+    tokio::spawn(router.serve_with_shutdown(address, until_stopped(stop)))
+}
+
+pub fn serve_peers(
+    service: PeerService,
+    address: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Listener {
+    let server = PeerServer::new(service)
+        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+    let router = tonic::transport::Server::builder().add_service(server);
+    tokio::spawn(router.serve_with_shutdown(address, until_stopped(stop)))
+}

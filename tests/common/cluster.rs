@@ -1,0 +1,312 @@
+//! Multi-member clusters of the real binary on loopback, peer traffic through `Proxy`.
+
+use super::proxy::{member_ip, Proxy};
+use super::{etcdctl, free_port};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ClusterMember {
+    pub index: usize,
+    pub name: String,
+    pub client_port: u16,
+    /// The port the member listens on; peers reach it through the proxy port.
+    pub peer_port: u16,
+    pub proxy_port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl ClusterMember {
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://{}:{}", member_ip(self.index), self.proxy_port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start cairn");
+        self.child = Some(child);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn etcdctl(&self, args: &[&str]) -> Output {
+        etcdctl(&self.endpoint(), args, None)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.etcdctl(args);
+        assert!(
+            output.status.success(),
+            "member {}: etcdctl {args:?} failed: {}",
+            self.index,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ClusterMember {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<ClusterMember>,
+    pub proxy: Proxy,
+    token: String,
+}
+
+impl Cluster {
+    /// Starts `size` members and waits until all are healthy.
+    pub fn start(size: usize, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            members: Vec::new(),
+            proxy: Proxy::default(),
+            token: "cairn-test".to_string(),
+        };
+        for index in 1..=size {
+            cluster.prepare_member(index);
+        }
+        let initial = cluster
+            .members
+            .iter()
+            .map(|member| format!("{}={}", member.name, member.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for member in cluster.members.iter_mut() {
+            member.args = member_args(member, &initial, "new", &cluster.token, extra_args);
+            member.spawn();
+        }
+        for index in 0..size {
+            cluster.wait_healthy(index);
+        }
+        cluster
+    }
+
+    fn prepare_member(&mut self, index: usize) -> usize {
+        let member = ClusterMember {
+            index,
+            name: format!("m{index}"),
+            client_port: free_port(),
+            peer_port: free_port(),
+            proxy_port: free_port(),
+            data_dir: self.dir.path().join(format!("m{index}")),
+            log: self.dir.path().join(format!("m{index}.log")),
+            child: None,
+            args: Vec::new(),
+        };
+        let ip = member_ip(index);
+        let listen: SocketAddr = format!("{ip}:{}", member.proxy_port).parse().unwrap();
+        let target: SocketAddr = format!("{ip}:{}", member.peer_port).parse().unwrap();
+        self.proxy.forward(listen, target, index);
+        self.members.push(member);
+        self.members.len() - 1
+    }
+
+    /// Prepares member `index` to join with `--initial-cluster-state=existing`; returns its
+    /// position. The caller runs `member add` first, then `start_joining`.
+    pub fn prepare_joining(&mut self, index: usize) -> usize {
+        self.prepare_member(index)
+    }
+
+    pub fn start_joining(&mut self, position: usize, extra_args: &[&str]) {
+        let initial = self
+            .members
+            .iter()
+            .filter(|member| member.is_running() || member.index == self.members[position].index)
+            .map(|member| format!("{}={}", member.name, member.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = self.token.clone();
+        let member = &mut self.members[position];
+        member.args = member_args(member, &initial, "existing", &token, extra_args);
+        member.spawn();
+    }
+
+    pub fn wait_healthy(&self, position: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.members[position]
+                .etcdctl(&["endpoint", "health", "--command-timeout=2s"])
+                .status
+                .success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "member {} not healthy in 30 s; log:\n{}",
+            self.members[position].index,
+            self.members[position].log_text()
+        );
+    }
+
+    /// Position of the member that reports itself leader (waits up to 20 s for one).
+    pub fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            for (position, member) in self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, member)| member.is_running())
+            {
+                let output =
+                    member.etcdctl(&["endpoint", "status", "-w", "json", "--command-timeout=1s"]);
+                let text = String::from_utf8_lossy(&output.stdout);
+                let field = |name: &str| {
+                    text.split(&format!("\"{name}\":"))
+                        .nth(1)
+                        .and_then(|rest| rest.split([',', '}']).next())
+                        .map(str::to_string)
+                };
+                if output.status.success()
+                    && field("member_id").is_some()
+                    && field("member_id") == field("leader")
+                {
+                    return position;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("no leader within 20 s");
+    }
+
+    /// Runs etcdctl on member `position` until it succeeds (clients retry through leader
+    /// elections the same way); fails the test after `patience`.
+    pub fn eventually(&self, position: usize, args: &[&str], patience: Duration) -> String {
+        let deadline = Instant::now() + patience;
+        loop {
+            let output = self.members[position].etcdctl(args);
+            if output.status.success() {
+                return String::from_utf8(output.stdout).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {}: etcdctl {args:?} kept failing: {}",
+                self.members[position].index,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until every running member lists every member as started (names published).
+    pub fn wait_all_started(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let listed = self
+                .members
+                .iter()
+                .filter(|member| member.is_running())
+                .all(|member| {
+                    let list = member.etcdctl(&["member", "list"]);
+                    let text = String::from_utf8_lossy(&list.stdout);
+                    list.status.success()
+                        && !text.contains("unstarted")
+                        && text.lines().count()
+                            == self
+                                .members
+                                .iter()
+                                .filter(|member| member.is_running())
+                                .count()
+                });
+            if listed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members did not all publish their names within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|member| member.is_running())
+            .map(ClusterMember::endpoint)
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for member in self.members.iter_mut() {
+            member.kill();
+        }
+        self.proxy.stop();
+    }
+}
+
+fn member_args(
+    member: &ClusterMember,
+    initial_cluster: &str,
+    state: &str,
+    token: &str,
+    extra_args: &[&str],
+) -> Vec<String> {
+    let mut args = vec![
+        format!("--name={}", member.name),
+        format!("--data-dir={}", member.data_dir.display()),
+        format!(
+            "--listen-client-urls=http://127.0.0.1:{}",
+            member.client_port
+        ),
+        format!(
+            "--advertise-client-urls=http://127.0.0.1:{}",
+            member.client_port
+        ),
+        format!(
+            "--listen-peer-urls=http://{}:{}",
+            member_ip(member.index),
+            member.peer_port
+        ),
+        format!("--initial-advertise-peer-urls={}", member.peer_url()),
+        format!("--initial-cluster={initial_cluster}"),
+        format!("--initial-cluster-state={state}"),
+        format!("--initial-cluster-token={token}"),
+    ];
+    args.extend(extra_args.iter().map(|arg| arg.to_string()));
+    args
+}
