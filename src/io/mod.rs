@@ -3,10 +3,13 @@
 //! `madsim-tokio` and `madsim-tonic` packages) and the disk is whatever `Disk` the simulator
 //! hands in, so the code above runs unchanged in simulation.
 
+#[cfg(not(madsim))]
+pub mod client_connection;
 pub mod clock;
 pub mod disk;
 mod disk_memory;
 mod disk_os;
+pub mod http2_authority;
 pub mod runtime;
 
 pub use disk::{Disk, DiskFile};

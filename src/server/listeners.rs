@@ -35,11 +35,11 @@ async fn until_stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
-pub fn serve_clients(
+pub async fn serve_clients(
     context: &Context,
     address: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> Listener {
+) -> anyhow::Result<Listener> {
     let bytes_max = context.limits.request_bytes_max + GRPC_OVERHEAD_BYTES;
     let router = tonic::transport::Server::builder()
         .add_service(
@@ -64,7 +64,33 @@ pub fn serve_clients(
         .add_service(
             AuthServer::new(AuthService::new(context.clone())).max_decoding_message_size(bytes_max),
         );
-    tokio::spawn(router.serve_with_shutdown(address, until_stopped(stop)))
+    #[cfg(not(madsim))]
+    {
+        // Our own accept loop, so every connection passes through the authority fix.
+        let listener = crate::io::client_connection::bind(address)
+            .await
+            .map_err(|error| anyhow::anyhow!("listening for clients on {address}: {error}"))?;
+        let incoming = crate::io::client_connection::accept(listener);
+        Ok(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming,
+            until_stopped(stop),
+        )))
+    }
+    #[cfg(madsim)]
+    {
+        Ok(tokio::spawn(
+            router.serve_with_shutdown(address, until_stopped(stop)),
+        ))
+    }
+}
+
+#[cfg(not(madsim))]
+impl tonic::transport::server::Connected for crate::io::client_connection::ClientConnection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream().connect_info()
+    }
 }
 
 pub fn serve_peers(

@@ -189,11 +189,8 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         tracing::info!(%url, "serving peer traffic");
     }
     for url in split_urls(&config.listen_client_urls) {
-        listeners.push(listeners::serve_clients(
-            &context,
-            socket_address(&url)?,
-            stop.clone(),
-        ));
+        listeners
+            .push(listeners::serve_clients(&context, socket_address(&url)?, stop.clone()).await?);
         tracing::info!(%url, "serving client requests");
     }
     tracing::info!(name = %identity.name, member_id = format_args!("{:x}", identity.member_id), cluster_id = format_args!("{:x}", identity.cluster_id), "ready to serve client requests");
