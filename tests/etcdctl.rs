@@ -253,7 +253,10 @@ fn status_health_hash_and_members() {
     // A second voter that has not started would leave one started member of two: no quorum,
     // so etcd (and Cairn) refuse it.
     let refused = server.fails(&["member", "add", "x", "--peer-urls=http://127.0.0.1:1"]);
-    assert!(refused.contains("etcdserver: unhealthy cluster"), "{refused}");
+    assert!(
+        refused.contains("etcdserver: unhealthy cluster"),
+        "{refused}"
+    );
 }
 
 #[test]

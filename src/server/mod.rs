@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How often a member retries recording its name and client URLs in the member list.
-const PUBLISH_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+const PUBLISH_RETRY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A running member.
 pub struct Member {
@@ -71,7 +71,9 @@ fn compaction_mode(config: &Config) -> anyhow::Result<CompactionMode> {
 }
 
 /// Records this member's name and client URLs in the replicated member list once it differs
-/// (a member added by `member add` has neither until it starts), retrying until it sticks.
+/// (a new member, or one added by `member add`, has neither until it starts), retrying until
+/// it sticks. As etcd does, a member serves clients only after this: the member list a client
+/// reads then names every member that can answer it.
 async fn publish_attributes(node: RaftNode, name: String, client_urls: Vec<String>) {
     loop {
         let listed = node
@@ -153,11 +155,6 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
     let lessor = Lessor::new(node.clone());
     tokio::spawn(lessor.clone().run());
     tokio::spawn(compactor::run(node.clone(), compaction_mode(config)?));
-    tokio::spawn(publish_attributes(
-        node.clone(),
-        config.name.clone(),
-        config.advertise_client_urls(),
-    ));
     let watch = WatchLimits {
         watchers_per_stream_max: config.watchers_per_stream_max,
         progress_notify_interval: parse_duration(
@@ -188,6 +185,12 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         ));
         tracing::info!(%url, "serving peer traffic");
     }
+    publish_attributes(
+        node.clone(),
+        config.name.clone(),
+        config.advertise_client_urls(),
+    )
+    .await;
     for url in split_urls(&config.listen_client_urls) {
         listeners
             .push(listeners::serve_clients(&context, socket_address(&url)?, stop.clone()).await?);
