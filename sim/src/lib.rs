@@ -1,6 +1,9 @@
-//! The simulator's building blocks: real Cairn members (the production `server::start`) run
-//! as madsim nodes, each on its own in-memory disk that separates written from synced bytes.
-//! Only meaningful under `RUSTFLAGS="--cfg madsim"`; a normal build compiles nothing here.
+//! The simulator: real Cairn members (the production `server::start`) run as madsim nodes,
+//! each on its own in-memory disk that separates written from synced bytes, under seeded
+//! faults, with every history checked. The history and checkers are plain Rust; running
+//! members needs `RUSTFLAGS="--cfg madsim"`.
 
+pub mod check;
+pub mod history;
 #[cfg(madsim)]
 pub mod member;

@@ -1,0 +1,37 @@
+//! Lease safety: a leased key never vanishes while its lease is kept alive (a read that began
+//! after a renewal was acknowledged and finished before that renewal's TTL ran out must find
+//! the key), and once faults stopped, a key whose lease was abandoned is gone within its TTL
+//! plus the bound.
+
+use super::Violation;
+use crate::history::{History, Millis};
+
+const NAME: &str = "lease";
+
+pub fn check(history: &History, expiry_bound_ms: Millis) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for log in &history.leases {
+        let ttl_ms = log.ttl_seconds as Millis * 1000;
+        for (read_invoked, read_completed, present) in &log.reads {
+            if *present {
+                continue;
+            }
+            // The deadline a renewal set is at least its invocation plus the TTL.
+            let protected_until = log
+                .renewals
+                .iter()
+                .filter(|(_, acknowledged)| acknowledged < read_invoked)
+                .map(|(invoked, _)| invoked + ttl_ms)
+                .max();
+            if let Some(until) = protected_until {
+                if *read_completed < until {
+                    violations.push(Violation::new(NAME, format!("{} vanished by {read_completed} ms, but a renewal kept its lease until at least {until} ms", log.key)));
+                }
+            }
+        }
+        if log.abandoned_ms.is_some() && log.present_at_end == Some(true) {
+            violations.push(Violation::new(NAME, format!("{} outlived its abandoned lease (TTL {} s) by more than {expiry_bound_ms} ms after faults stopped", log.key, log.ttl_seconds)));
+        }
+    }
+    violations
+}

@@ -1,0 +1,171 @@
+//! Linearizability of the KV history, by revisions: etcd gives every write a unique revision
+//! and every read a header revision, so a history is linearizable when (1) the revision order
+//! agrees with real time (an operation that finished before another began has the lower
+//! revision; reads sit at their revision), (2) every linearizable read shows, for its key,
+//! the newest write at or below its revision, and (3) every compare-and-swap's outcome
+//! matches the state just before its revision. Writes without an answer are maybe-applied:
+//! they take part only if something observed them.
+
+use super::{KnownWrites, Violation};
+use crate::history::{History, Millis, Request, Response, Revision};
+
+const NAME: &str = "linearizability";
+
+/// An operation placed in revision order.
+struct Point {
+    operation: usize,
+    revision: Revision,
+    is_write: bool,
+    invoked_ms: Millis,
+    completed_ms: Millis,
+}
+
+pub fn check(history: &History, known: &KnownWrites) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut points = Vec::new();
+    for (revision, write) in &known.by_revision {
+        points.push(Point {
+            operation: write.operation,
+            revision: *revision,
+            is_write: true,
+            invoked_ms: write.invoked_ms,
+            completed_ms: write.completed_ms.unwrap_or(Millis::MAX),
+        });
+    }
+    for operation in &history.operations {
+        let read_revision = match (&operation.request, &operation.response) {
+            (
+                Request::Get {
+                    linearizable: true, ..
+                },
+                Response::Read { revision, .. },
+            ) => Some(*revision),
+            // A write that changed nothing (failed CAS, delete of nothing) is a read at its revision.
+            (
+                _,
+                Response::Written {
+                    revision,
+                    changed: false,
+                },
+            ) => Some(*revision),
+            _ => None,
+        };
+        if let Some(revision) = read_revision {
+            points.push(Point {
+                operation: operation.id,
+                revision,
+                is_write: false,
+                invoked_ms: operation.invoked_ms,
+                completed_ms: operation.completed_ms,
+            });
+        }
+    }
+    check_real_time(&mut points, &mut violations);
+    for operation in &history.operations {
+        check_result(operation, known, &mut violations);
+    }
+    violations
+}
+
+/// For every point, every point that completed before it was invoked must come before it.
+fn check_real_time(points: &mut [Point], violations: &mut Vec<Violation>) {
+    let mut by_completion: Vec<&Point> = points.iter().collect();
+    by_completion.sort_by_key(|point| point.completed_ms);
+    let mut by_invocation: Vec<&Point> = points.iter().collect();
+    by_invocation.sort_by_key(|point| point.invoked_ms);
+    // Highest revision among completed writes and completed reads so far, with its operation.
+    let mut newest_write: Option<(Revision, usize)> = None;
+    let mut newest_read: Option<(Revision, usize)> = None;
+    let mut completed = by_completion.iter().peekable();
+    for point in by_invocation {
+        while let Some(done) = completed.next_if(|done| done.completed_ms < point.invoked_ms) {
+            let slot = if done.is_write {
+                &mut newest_write
+            } else {
+                &mut newest_read
+            };
+            if slot.is_none_or(|(revision, _)| done.revision > revision) {
+                *slot = Some((done.revision, done.operation));
+            }
+        }
+        if let Some((revision, operation)) = newest_write {
+            // A write after a write needs a higher revision; a read may share the revision.
+            let too_low = if point.is_write {
+                point.revision <= revision
+            } else {
+                point.revision < revision
+            };
+            if too_low {
+                violations.push(Violation::new(
+                    NAME,
+                    format!(
+                        "op {} at revision {} began after op {} finished at revision {revision}",
+                        point.operation, point.revision, operation
+                    ),
+                ));
+            }
+        }
+        if let Some((revision, operation)) = newest_read {
+            let too_low = if point.is_write {
+                point.revision <= revision
+            } else {
+                point.revision < revision
+            };
+            if too_low {
+                violations.push(Violation::new(
+                    NAME,
+                    format!(
+                        "op {} at revision {} began after op {} had read revision {revision}",
+                        point.operation, point.revision, operation
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn check_result(
+    operation: &crate::history::Operation,
+    known: &KnownWrites,
+    violations: &mut Vec<Violation>,
+) {
+    let key = operation.request.key();
+    match (&operation.request, &operation.response) {
+        (
+            Request::Get {
+                linearizable: true, ..
+            },
+            Response::Read { revision, found },
+        ) => {
+            let expected = known
+                .latest(key, *revision)
+                .filter(|(_, write)| write.value.is_some());
+            let matches = match (found, expected) {
+                (None, None) => true,
+                (Some(observed), Some((write_revision, write))) => {
+                    observed.mod_revision == write_revision
+                        && write.value.as_deref() == Some(observed.value.as_str())
+                }
+                _ => false,
+            };
+            if !matches {
+                violations.push(Violation::new(
+                    NAME,
+                    format!("op {} read {key} at revision {revision} as {:?}, but the newest write there is {:?}", operation.id, found.as_ref().map(|o| (&o.value, o.mod_revision)), expected.map(|(r, w)| (w.value.clone(), r))),
+                ));
+            }
+        }
+        (Request::CompareAndSwap { expected, .. }, Response::Written { revision, changed }) => {
+            // A successful CAS saw the state just before its revision; a failed one, at it.
+            let state_at = if *changed { revision - 1 } else { *revision };
+            let current = known
+                .latest(key, state_at)
+                .filter(|(_, write)| write.value.is_some())
+                .map_or(0, |(revision, _)| revision);
+            if (current == *expected) != *changed {
+                violations.push(Violation::new(NAME, format!("op {} compare-and-swap on {key} expecting mod_revision {expected} {} but the key's mod_revision at revision {state_at} was {current}", operation.id, if *changed { "succeeded" } else { "failed" })));
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,12 @@
+//! Liveness: once faults stop, writes succeed again within the bound.
+
+use super::Violation;
+use crate::history::{History, Millis};
+
+pub fn check(history: &History, recovery_bound_ms: Millis) -> Vec<Violation> {
+    match history.final_state.recovery_ms {
+        Some(recovery_ms) if recovery_ms <= recovery_bound_ms => Vec::new(),
+        Some(recovery_ms) => vec![Violation::new("liveness", format!("writes resumed {recovery_ms} ms after faults stopped; the bound is {recovery_bound_ms} ms"))],
+        None => vec![Violation::new("liveness", format!("no write succeeded within {recovery_bound_ms} ms after faults stopped"))],
+    }
+}

@@ -1,0 +1,196 @@
+//! Checkers over a `History`. Each returns violations; an empty list means the history is
+//! consistent with what that checker guarantees. One checker per file.
+
+pub mod convergence;
+pub mod durability;
+pub mod lease;
+pub mod linearizability;
+pub mod liveness;
+pub mod watch;
+
+use crate::history::{History, Millis, Request, Response, Revision};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub checker: &'static str,
+    pub detail: String,
+}
+
+impl Violation {
+    pub fn new(checker: &'static str, detail: impl Into<String>) -> Self {
+        Violation {
+            checker,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A write the history proves happened at a revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub key: String,
+    /// None for a delete.
+    pub value: Option<String>,
+    /// The operation that made it.
+    pub operation: usize,
+    pub invoked_ms: Millis,
+    /// None for a write whose client got no answer (proven by an observation).
+    pub completed_ms: Option<Millis>,
+}
+
+/// Every write with a known revision: acknowledged ones, and indeterminate ones that a read,
+/// a watch event or the final state revealed. Two different writes claiming one revision is a
+/// violation (it is how lost and rewritten history shows).
+#[derive(Debug, Default)]
+pub struct KnownWrites {
+    pub by_revision: BTreeMap<Revision, Write>,
+}
+
+impl KnownWrites {
+    pub fn build(history: &History) -> (KnownWrites, Vec<Violation>) {
+        let mut known = KnownWrites::default();
+        let mut violations = Vec::new();
+        for operation in &history.operations {
+            if let Response::Written {
+                revision,
+                changed: true,
+            } = operation.response
+            {
+                let write = Write {
+                    key: operation.request.key().to_string(),
+                    value: operation.request.written_value().map(str::to_string),
+                    operation: operation.id,
+                    invoked_ms: operation.invoked_ms,
+                    completed_ms: Some(operation.completed_ms),
+                };
+                known.record(revision, write, &mut violations);
+            }
+        }
+        let mut observations: Vec<(String, Revision, Option<String>)> = Vec::new();
+        for operation in &history.operations {
+            if let Response::Read {
+                found: Some(observed),
+                ..
+            } = &operation.response
+            {
+                observations.push((
+                    operation.request.key().to_string(),
+                    observed.mod_revision,
+                    Some(observed.value.clone()),
+                ));
+            }
+        }
+        for log in &history.watches {
+            for message in &log.messages {
+                if let crate::history::WatchMessage::Events { events, .. } = message {
+                    observations.extend(
+                        events
+                            .iter()
+                            .map(|event| (event.key.clone(), event.revision, event.value.clone())),
+                    );
+                }
+            }
+        }
+        for (key, observed) in &history.final_state.keys {
+            observations.push((
+                key.clone(),
+                observed.mod_revision,
+                Some(observed.value.clone()),
+            ));
+        }
+        for (key, revision, value) in observations {
+            known.observe(history, &key, revision, value, &mut violations);
+        }
+        (known, violations)
+    }
+
+    fn record(&mut self, revision: Revision, write: Write, violations: &mut Vec<Violation>) {
+        match self.by_revision.get(&revision) {
+            Some(existing) if existing.operation != write.operation => violations.push(Violation::new(
+                "linearizability",
+                format!("revision {revision} was given to two writes: op {} ({} = {:?}) and op {} ({} = {:?})", existing.operation, existing.key, existing.value, write.operation, write.key, write.value),
+            )),
+            Some(_) => {}
+            None => {
+                self.by_revision.insert(revision, write);
+            }
+        }
+    }
+
+    /// Accounts for `key` having `value` (None = deleted) at `revision`.
+    fn observe(
+        &mut self,
+        history: &History,
+        key: &str,
+        revision: Revision,
+        value: Option<String>,
+        violations: &mut Vec<Violation>,
+    ) {
+        if let Some(write) = self.by_revision.get(&revision) {
+            if write.key != key || write.value != value {
+                violations.push(Violation::new(
+                    "linearizability",
+                    format!("{key} = {value:?} was observed at revision {revision}, which op {} wrote as {} = {:?}", write.operation, write.key, write.value),
+                ));
+            }
+            return;
+        }
+        let bound: Vec<usize> = self
+            .by_revision
+            .values()
+            .map(|write| write.operation)
+            .collect();
+        let candidate = history.operations.iter().find(|operation| {
+            matches!(operation.response, Response::Indeterminate(_))
+                && operation.request.key() == key
+                && !bound.contains(&operation.id)
+                && match (&operation.request, &value) {
+                    (Request::Delete { .. }, None) => true,
+                    (request, Some(value)) => request.written_value() == Some(value.as_str()),
+                    _ => false,
+                }
+        });
+        match candidate {
+            Some(operation) => {
+                let write = Write { key: key.to_string(), value, operation: operation.id, invoked_ms: operation.invoked_ms, completed_ms: None };
+                self.by_revision.insert(revision, write);
+            }
+            // A delete nobody asked for is a lease expiry or revoke; those keys are not ours.
+            None if value.is_none() => {}
+            None => violations.push(Violation::new("linearizability", format!("{key} = {value:?} was observed at revision {revision} but no operation wrote it"))),
+        }
+    }
+
+    /// The newest known write to `key` at or below `revision`.
+    pub fn latest(&self, key: &str, revision: Revision) -> Option<(Revision, &Write)> {
+        self.by_revision
+            .range(..=revision)
+            .rev()
+            .find(|(_, write)| write.key == key)
+            .map(|(revision, write)| (*revision, write))
+    }
+}
+
+/// Runs every checker.
+pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
+    let (known, mut violations) = KnownWrites::build(history);
+    violations.extend(linearizability::check(history, &known));
+    violations.extend(watch::check(history, &known));
+    violations.extend(lease::check(history, options.lease_expiry_bound_ms));
+    violations.extend(durability::check(history, &known));
+    violations.extend(convergence::check(history));
+    violations.extend(liveness::check(history, options.recovery_bound_ms));
+    violations
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// How long past its TTL a lease's keys may linger once faults stopped.
+    pub lease_expiry_bound_ms: Millis,
+    /// How soon after faults stop a write must succeed.
+    pub recovery_bound_ms: Millis,
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

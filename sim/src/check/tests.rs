@@ -1,0 +1,382 @@
+//! Each checker against hand-made histories: a valid one passes, broken ones are caught.
+
+use super::*;
+use crate::history::*;
+
+fn put(
+    id: usize,
+    key: &str,
+    value: &str,
+    invoked_ms: Millis,
+    completed_ms: Millis,
+    revision: Revision,
+) -> Operation {
+    Operation {
+        id,
+        client: 0,
+        request: Request::Put {
+            key: key.into(),
+            value: value.into(),
+        },
+        invoked_ms,
+        completed_ms,
+        response: Response::Written {
+            revision,
+            changed: true,
+        },
+    }
+}
+
+fn get(
+    id: usize,
+    key: &str,
+    invoked_ms: Millis,
+    completed_ms: Millis,
+    revision: Revision,
+    found: Option<(&str, Revision)>,
+) -> Operation {
+    let found = found.map(|(value, mod_revision)| Observed {
+        value: value.into(),
+        mod_revision,
+        create_revision: mod_revision,
+        version: 1,
+    });
+    Operation {
+        id,
+        client: 1,
+        request: Request::Get {
+            key: key.into(),
+            linearizable: true,
+        },
+        invoked_ms,
+        completed_ms,
+        response: Response::Read { revision, found },
+    }
+}
+
+fn history(operations: Vec<Operation>) -> History {
+    let mut final_state = FinalState {
+        revision: 100,
+        hashes: vec![(1, 7), (2, 7)],
+        hash_revision: 100,
+        recovery_ms: Some(10),
+        ..FinalState::default()
+    };
+    let (known, _) = KnownWrites::build(&History {
+        operations: operations.clone(),
+        ..History::default()
+    });
+    for (revision, write) in &known.by_revision {
+        match &write.value {
+            Some(value) => {
+                final_state.keys.insert(
+                    write.key.clone(),
+                    Observed {
+                        value: value.clone(),
+                        mod_revision: *revision,
+                        create_revision: *revision,
+                        version: 1,
+                    },
+                );
+            }
+            None => {
+                final_state.keys.remove(&write.key);
+            }
+        }
+    }
+    History {
+        operations,
+        final_state,
+        ..History::default()
+    }
+}
+
+fn linearizability(history: &History) -> Vec<Violation> {
+    let (known, mut violations) = KnownWrites::build(history);
+    violations.extend(linearizability::check(history, &known));
+    violations
+}
+
+#[test]
+fn a_valid_history_passes_every_checker() {
+    let operations = vec![
+        put(0, "k", "a", 0, 10, 2),
+        get(1, "k", 5, 15, 2, Some(("a", 2))),
+        put(2, "k", "b", 20, 30, 3),
+        get(3, "k", 31, 40, 3, Some(("b", 3))),
+        Operation {
+            id: 4,
+            client: 2,
+            request: Request::Put {
+                key: "k".into(),
+                value: "lost?".into(),
+            },
+            invoked_ms: 41,
+            completed_ms: 60,
+            response: Response::Indeterminate("timeout".into()),
+        },
+        get(5, "k", 61, 70, 3, Some(("b", 3))),
+    ];
+    let history = history(operations);
+    let options = CheckOptions {
+        lease_expiry_bound_ms: 1000,
+        recovery_bound_ms: 1000,
+    };
+    assert_eq!(check_all(&history, &options), Vec::new());
+}
+
+#[test]
+fn a_stale_read_is_caught() {
+    let history = history(vec![
+        put(0, "k", "a", 0, 10, 2),
+        get(1, "k", 20, 30, 1, None),
+    ]);
+    let violations = linearizability(&history);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.detail.contains("began after op 0")),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_read_of_a_value_older_than_its_revision_is_caught() {
+    let history = history(vec![
+        put(0, "k", "a", 0, 10, 2),
+        put(1, "k", "b", 11, 20, 3),
+        get(2, "k", 21, 30, 3, Some(("a", 2))),
+    ]);
+    let violations = linearizability(&history);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.detail.contains("op 2 read k at revision 3")),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn revisions_against_real_time_are_caught() {
+    let history = history(vec![
+        put(0, "x", "a", 0, 10, 5),
+        put(1, "y", "b", 20, 30, 3),
+    ]);
+    let violations = linearizability(&history);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.detail.contains("op 1 at revision 3 began after op 0")),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn one_revision_for_two_writes_is_caught() {
+    let history = history(vec![
+        put(0, "x", "a", 0, 10, 2),
+        put(1, "y", "b", 20, 30, 2),
+    ]);
+    let violations = linearizability(&history);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.detail.contains("revision 2 was given to two writes")),
+        "{violations:?}"
+    );
+}
+
+#[test]
+fn a_value_nobody_wrote_is_caught_and_indeterminate_writes_may_apply() {
+    let maybe = Operation {
+        id: 1,
+        client: 0,
+        request: Request::Put {
+            key: "k".into(),
+            value: "maybe".into(),
+        },
+        invoked_ms: 11,
+        completed_ms: 50,
+        response: Response::Indeterminate("timeout".into()),
+    };
+    let applied = history(vec![
+        put(0, "k", "a", 0, 10, 2),
+        maybe.clone(),
+        get(2, "k", 60, 70, 3, Some(("maybe", 3))),
+    ]);
+    assert_eq!(
+        linearizability(&applied),
+        Vec::new(),
+        "an unanswered write may have applied"
+    );
+    let invented = history(vec![
+        put(0, "k", "a", 0, 10, 2),
+        get(2, "k", 60, 70, 3, Some(("invented", 3))),
+    ]);
+    assert!(linearizability(&invented)
+        .iter()
+        .any(|v| v.detail.contains("no operation wrote it")));
+}
+
+#[test]
+fn a_wrong_compare_and_swap_outcome_is_caught() {
+    let cas = Operation {
+        id: 1,
+        client: 0,
+        request: Request::CompareAndSwap {
+            key: "k".into(),
+            expected: 9,
+            value: "c".into(),
+        },
+        invoked_ms: 20,
+        completed_ms: 30,
+        response: Response::Written {
+            revision: 3,
+            changed: true,
+        },
+    };
+    let history = history(vec![put(0, "k", "a", 0, 10, 2), cas]);
+    assert!(linearizability(&history)
+        .iter()
+        .any(|v| v.detail.contains("compare-and-swap")));
+}
+
+fn watch_history(messages: Vec<WatchMessage>) -> History {
+    let mut history = history(vec![
+        put(0, "w/a", "1", 0, 10, 2),
+        put(1, "w/b", "2", 11, 20, 3),
+        put(2, "w/a", "3", 21, 30, 4),
+    ]);
+    history.watches.push(WatchLog {
+        watcher: 0,
+        prefix: "w/".into(),
+        with_prev_kv: true,
+        messages,
+    });
+    history
+}
+
+fn event(key: &str, revision: Revision, value: &str, prev: Option<&str>) -> WatchEvent {
+    WatchEvent {
+        key: key.into(),
+        revision,
+        value: Some(value.into()),
+        prev_value: prev.map(str::to_string),
+    }
+}
+
+fn watch_violations(history: &History) -> Vec<Violation> {
+    let (known, _) = KnownWrites::build(history);
+    watch::check(history, &known)
+}
+
+#[test]
+fn broken_watch_streams_are_caught() {
+    let good = vec![
+        WatchMessage::Created { start_revision: 2 },
+        WatchMessage::Events {
+            header_revision: 3,
+            events: vec![event("w/a", 2, "1", None), event("w/b", 3, "2", None)],
+        },
+        WatchMessage::Events {
+            header_revision: 4,
+            events: vec![event("w/a", 4, "3", Some("1"))],
+        },
+    ];
+    assert_eq!(watch_violations(&watch_history(good)), Vec::new());
+    let missing = vec![
+        WatchMessage::Created { start_revision: 2 },
+        WatchMessage::Events {
+            header_revision: 4,
+            events: vec![event("w/a", 2, "1", None), event("w/a", 4, "3", Some("1"))],
+        },
+    ];
+    assert!(watch_violations(&watch_history(missing))
+        .iter()
+        .any(|v| v.detail.contains("missed w/b at revision 3")));
+    let duplicated = vec![
+        WatchMessage::Created { start_revision: 2 },
+        WatchMessage::Events {
+            header_revision: 2,
+            events: vec![event("w/a", 2, "1", None)],
+        },
+        WatchMessage::Events {
+            header_revision: 2,
+            events: vec![event("w/a", 2, "1", None)],
+        },
+    ];
+    assert!(watch_violations(&watch_history(duplicated))
+        .iter()
+        .any(|v| v.detail.contains("twice")));
+    let reordered = vec![
+        WatchMessage::Created { start_revision: 3 },
+        WatchMessage::Events {
+            header_revision: 4,
+            events: vec![event("w/a", 4, "3", Some("1")), event("w/b", 3, "2", None)],
+        },
+    ];
+    assert!(watch_violations(&watch_history(reordered))
+        .iter()
+        .any(|v| v.detail.contains("after one at 4")));
+    let wrong_prev = vec![
+        WatchMessage::Created { start_revision: 4 },
+        WatchMessage::Events {
+            header_revision: 4,
+            events: vec![event("w/a", 4, "3", Some("2"))],
+        },
+    ];
+    assert!(watch_violations(&watch_history(wrong_prev))
+        .iter()
+        .any(|v| v.detail.contains("prev_kv")));
+    let early_progress = vec![
+        WatchMessage::Created { start_revision: 2 },
+        WatchMessage::Progress { revision: 4 },
+    ];
+    assert!(watch_violations(&watch_history(early_progress))
+        .iter()
+        .any(|v| v.detail.contains("missed")));
+}
+
+#[test]
+fn a_lease_key_vanishing_early_or_lingering_is_caught() {
+    let mut history = history(Vec::new());
+    history.leases.push(LeaseLog {
+        key: "l/0".into(),
+        ttl_seconds: 5,
+        renewals: vec![(1000, 1100)],
+        reads: vec![(2000, 2100, false)],
+        ..LeaseLog::default()
+    });
+    assert!(lease::check(&history, 1000)
+        .iter()
+        .any(|v| v.detail.contains("vanished")));
+    history.leases[0] = LeaseLog {
+        key: "l/1".into(),
+        ttl_seconds: 5,
+        abandoned_ms: Some(0),
+        present_at_end: Some(true),
+        ..LeaseLog::default()
+    };
+    assert!(lease::check(&history, 1000)
+        .iter()
+        .any(|v| v.detail.contains("outlived")));
+}
+
+#[test]
+fn a_lost_acknowledged_write_is_caught() {
+    let mut history = history(vec![put(0, "k", "a", 0, 10, 2)]);
+    history.final_state.keys.clear();
+    let (known, _) = KnownWrites::build(&history);
+    assert!(durability::check(&history, &known)
+        .iter()
+        .any(|v| v.detail.contains("is lost")));
+}
+
+#[test]
+fn diverged_members_and_no_recovery_are_caught() {
+    let mut history = history(Vec::new());
+    history.final_state.hashes = vec![(1, 7), (2, 8)];
+    assert_eq!(convergence::check(&history).len(), 1);
+    history.final_state.recovery_ms = None;
+    assert_eq!(liveness::check(&history, 1000).len(), 1);
+}

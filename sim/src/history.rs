@@ -1,0 +1,161 @@
+//! What the workload did and saw, in simulated milliseconds. Checkers read only this.
+
+use std::collections::BTreeMap;
+
+pub type Revision = i64;
+pub type Millis = u64;
+
+/// A key's state as a read or a watch event shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub value: String,
+    pub mod_revision: Revision,
+    pub create_revision: Revision,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Put {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    /// A txn: if the key's mod_revision equals `expected` (0 = absent), put `value`.
+    CompareAndSwap {
+        key: String,
+        expected: Revision,
+        value: String,
+    },
+    /// `linearizable: false` is a serializable read.
+    Get {
+        key: String,
+        linearizable: bool,
+    },
+}
+
+impl Request {
+    pub fn key(&self) -> &str {
+        match self {
+            Request::Put { key, .. }
+            | Request::Delete { key }
+            | Request::CompareAndSwap { key, .. }
+            | Request::Get { key, .. } => key,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Request::Get { .. })
+    }
+
+    /// The value this request writes, if it writes one (values are unique per request).
+    pub fn written_value(&self) -> Option<&str> {
+        match self {
+            Request::Put { value, .. } | Request::CompareAndSwap { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// A write took effect at `revision` (for a delete: `deleted` keys; for a CAS: whether
+    /// it succeeded; a failed CAS or a delete of nothing changes nothing at `revision`).
+    Written { revision: Revision, changed: bool },
+    Read {
+        revision: Revision,
+        found: Option<Observed>,
+    },
+    /// No answer: a write may or may not have taken effect.
+    Indeterminate(String),
+    /// A read that failed (reads have no effect, so this is simply not checked).
+    ReadFailed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub id: usize,
+    pub client: usize,
+    pub request: Request,
+    pub invoked_ms: Millis,
+    pub completed_ms: Millis,
+    pub response: Response,
+}
+
+/// One response on a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub key: String,
+    pub revision: Revision,
+    /// None for a delete.
+    pub value: Option<String>,
+    pub prev_value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchMessage {
+    Created {
+        start_revision: Revision,
+    },
+    Events {
+        header_revision: Revision,
+        events: Vec<WatchEvent>,
+    },
+    /// A progress notification: everything up to `revision` has been delivered.
+    Progress {
+        revision: Revision,
+    },
+    /// Canceled because history before `compact_revision` is gone.
+    Compacted {
+        compact_revision: Revision,
+    },
+    /// The stream broke; the watcher resumes after the last revision it saw.
+    Broken,
+}
+
+/// Everything one watcher received, across its resumptions, for keys under `prefix`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchLog {
+    pub watcher: usize,
+    pub prefix: String,
+    pub with_prev_kv: bool,
+    pub messages: Vec<WatchMessage>,
+}
+
+/// Lease activity of one lease client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseLog {
+    pub key: String,
+    pub ttl_seconds: i64,
+    /// (invoked, completed) of every grant or keepalive that the leader acknowledged.
+    pub renewals: Vec<(Millis, Millis)>,
+    /// (invoked, completed, present) of every linearizable read of the leased key.
+    pub reads: Vec<(Millis, Millis, bool)>,
+    /// When the client stopped renewing (the lease should then expire).
+    pub abandoned_ms: Option<Millis>,
+    /// The final read after faults stopped and the expiry bound passed: present?
+    pub present_at_end: Option<bool>,
+}
+
+/// State read from every member at the end, after healing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinalState {
+    /// The linearizable contents of the workload's key space and the revision read at.
+    pub revision: Revision,
+    pub keys: BTreeMap<String, Observed>,
+    /// (member, HashKV at `hash_revision`) for every member that answered.
+    pub hashes: Vec<(usize, u32)>,
+    pub hash_revision: Revision,
+    /// Simulated time from the end of faults until the first successful write.
+    pub recovery_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub operations: Vec<Operation>,
+    pub watches: Vec<WatchLog>,
+    pub leases: Vec<LeaseLog>,
+    pub final_state: FinalState,
+}
