@@ -129,6 +129,8 @@ pub struct WatchLog {
 pub struct LeaseLog {
     pub key: String,
     pub ttl_seconds: i64,
+    /// When the put that attached the key to the lease was acknowledged.
+    pub attached_ms: Option<Millis>,
     /// (invoked, completed) of every grant or keepalive that the leader acknowledged.
     pub renewals: Vec<(Millis, Millis)>,
     /// (invoked, completed, present) of every linearizable read of the leased key.

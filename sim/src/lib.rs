@@ -4,6 +4,14 @@
 //! members needs `RUSTFLAGS="--cfg madsim"`.
 
 pub mod check;
+#[cfg(madsim)]
+pub mod faults;
 pub mod history;
 #[cfg(madsim)]
 pub mod member;
+pub mod params;
+pub mod scenario;
+#[cfg(madsim)]
+pub mod simulation;
+#[cfg(madsim)]
+pub mod workload;

@@ -1,8 +1,8 @@
-//! A Cairn member as a madsim node. Node addresses exist only inside madsim's in-memory
+//! Cairn members as madsim nodes. Node addresses exist only inside madsim's in-memory
 //! network; they come from TEST-NET-1 (192.0.2.0/24, RFC 5737), a range reserved for
 //! documentation, because madsim treats 127.x as each node's own loopback.
 
-use cairn::io::MemoryDisk;
+use cairn::io::{MemoryDisk, MemoryDiskOptions};
 use cairn::server::{self, Config};
 use clap::Parser;
 use madsim::runtime::{Handle, NodeHandle};
@@ -14,9 +14,30 @@ pub fn member_ip(index: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 0, 2, index))
 }
 
+/// The simulated address of client `index` (0-based).
+pub fn client_ip(index: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + index as u8))
+}
+
 /// A member's client endpoint as a URL.
 pub fn client_url(index: u8) -> String {
     format!("http://{}:2379", member_ip(index))
+}
+
+/// How members are configured.
+#[derive(Debug, Clone)]
+pub struct MemberSettings {
+    pub members: u8,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_count: u64,
+    pub unsafe_no_fsync: bool,
+}
+
+impl Default for MemberSettings {
+    fn default() -> Self {
+        MemberSettings { members: 1, heartbeat_interval_ms: 100, election_timeout_ms: 1000, snapshot_count: 100, unsafe_no_fsync: false }
+    }
 }
 
 pub struct SimMember {
@@ -26,10 +47,27 @@ pub struct SimMember {
     pub disk: MemoryDisk,
 }
 
-/// Starts member `index` of a one-member cluster as a madsim node on `disk`. The node runs
-/// the production server; a restart runs it again on the same disk.
-pub fn start_single(handle: &Handle, index: u8, disk: MemoryDisk) -> SimMember {
+/// Starts member `index` of a cluster of `settings.members` as a madsim node running the
+/// production server on its own disk. A restart of the node runs it again on that disk.
+pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> SimMember {
     let ip = member_ip(index);
+    let disk = MemoryDisk::new(MemoryDiskOptions { ignore_syncs: settings.unsafe_no_fsync, ..MemoryDiskOptions::default() });
+    let initial_cluster = (1..=settings.members).map(|member| format!("member-{member}=http://{}:2380", member_ip(member))).collect::<Vec<_>>().join(",");
+    let mut arguments = vec![
+        "cairn".to_string(),
+        format!("--name=member-{index}"),
+        "--data-dir=/data".to_string(),
+        format!("--listen-client-urls=http://{ip}:2379"),
+        format!("--listen-peer-urls=http://{ip}:2380"),
+        format!("--initial-advertise-peer-urls=http://{ip}:2380"),
+        format!("--initial-cluster={initial_cluster}"),
+        format!("--heartbeat-interval={}", settings.heartbeat_interval_ms),
+        format!("--election-timeout={}", settings.election_timeout_ms),
+        format!("--snapshot-count={}", settings.snapshot_count),
+    ];
+    if settings.unsafe_no_fsync {
+        arguments.push("--unsafe-no-fsync".to_string());
+    }
     let node_disk = disk.clone();
     let node = handle
         .create_node()
@@ -37,20 +75,18 @@ pub fn start_single(handle: &Handle, index: u8, disk: MemoryDisk) -> SimMember {
         .ip(ip)
         .init(move || {
             let disk = node_disk.clone();
+            let config = Config::parse_from(&arguments);
             async move {
-                let config = Config::parse_from([
-                    "cairn".to_string(),
-                    format!("--name=member-{index}"),
-                    "--data-dir=/data".to_string(),
-                    format!("--listen-client-urls=http://{ip}:2379"),
-                    format!("--listen-peer-urls=http://{ip}:2380"),
-                    format!("--initial-advertise-peer-urls=http://{ip}:2380"),
-                    "--snapshot-count=100".to_string(),
-                ]);
-                let mut member = server::start(&config, Arc::new(disk))
-                    .await
-                    .expect("member starts");
-                member.wait().await.expect("member serves");
+                match server::start(&config, Arc::new(disk)).await {
+                    Ok(mut member) => {
+                        if let Err(error) = member.wait().await {
+                            tracing::warn!(%error, "member stopped serving");
+                        }
+                    }
+                    // A member that cannot start (e.g. its disk is full) stays down until
+                    // the simulator restarts it, as an operator would.
+                    Err(error) => tracing::warn!(%error, "member failed to start"),
+                }
             }
         })
         .build();

@@ -4,8 +4,7 @@
 #![cfg(madsim)]
 
 use cairn::api::pb::etcdserverpb::{kv_client::KvClient, PutRequest, RangeRequest};
-use cairn::io::MemoryDisk;
-use cairn_sim::member::{client_url, start_single};
+use cairn_sim::member::{client_url, start_member, MemberSettings};
 use madsim::runtime::Handle;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -44,7 +43,7 @@ async fn get(client: &mut KvClient<Channel>, key: &str) -> Option<String> {
 #[madsim::test]
 async fn put_then_get_in_simulation() {
     let handle = Handle::current();
-    let _member = start_single(&handle, 1, MemoryDisk::default());
+    let _member = start_member(&handle, 1, &MemberSettings::default());
     let client = handle
         .create_node()
         .name("client")
@@ -69,7 +68,7 @@ async fn put_then_get_in_simulation() {
 #[madsim::test]
 async fn acknowledged_writes_survive_a_crash_that_loses_unsynced_bytes() {
     let handle = Handle::current();
-    let member = start_single(&handle, 1, MemoryDisk::default());
+    let member = start_member(&handle, 1, &MemberSettings::default());
     let client = handle
         .create_node()
         .name("client")

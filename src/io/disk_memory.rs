@@ -15,6 +15,9 @@ pub struct MemoryDiskOptions {
     pub capacity_bytes: Option<u64>,
     /// The next this-many syncs fail with an I/O error.
     pub failing_syncs: u32,
+    /// Syncs succeed without making anything durable (what `--unsafe-no-fsync` does to a
+    /// real disk): a crash then loses everything written since the file was created.
+    pub ignore_syncs: bool,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +87,9 @@ impl State {
             self.options.failing_syncs -= 1;
             return Err(io::Error::other("fsync failed (simulated)"));
         }
+        if self.options.ignore_syncs {
+            return Ok(());
+        }
         let file = self.files.get_mut(&id).expect("open file exists");
         file.synced_len = file.data.len();
         Ok(())
@@ -112,6 +118,15 @@ impl MemoryDisk {
 
     pub fn set_options(&self, options: MemoryDiskOptions) {
         self.state.lock().unwrap().options = options;
+    }
+
+    pub fn options(&self) -> MemoryDiskOptions {
+        self.state.lock().unwrap().options.clone()
+    }
+
+    /// Bytes held by all files now (written, synced or not).
+    pub fn used_bytes_total(&self) -> u64 {
+        self.state.lock().unwrap().used_bytes()
     }
 
     /// Simulates power loss. For each file that survives (its name was made durable), keeps
@@ -225,7 +240,7 @@ impl Disk for MemoryDisk {
         let mut state = self.state.lock().unwrap();
         let file = state.file(path)?;
         file.data.resize(len as usize, 0);
-        file.synced_len = file.data.len();
+        file.synced_len = file.synced_len.min(file.data.len());
         Ok(())
     }
 
@@ -235,6 +250,9 @@ impl Disk for MemoryDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock().unwrap();
+        if state.options.ignore_syncs {
+            return Ok(());
+        }
         let in_dir = |path: &PathBuf| path.parent() == Some(dir);
         let mut durable: BTreeMap<PathBuf, u64> = state
             .durable_names

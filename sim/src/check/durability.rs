@@ -41,13 +41,20 @@ pub fn check(history: &History, known: &KnownWrites) -> Vec<Violation> {
             .map(|observed| observed.mod_revision);
         let survives = match shown {
             Some(mod_revision) => mod_revision >= revision,
-            // Gone: fine only if a newer known write deleted it.
+            // Gone: fine only if a newer write deleted it (known, or unanswered but possible).
             None => {
-                newest >= revision
+                (newest >= revision
                     && known
                         .by_revision
                         .get(&newest)
-                        .is_some_and(|write| write.value.is_none())
+                        .is_some_and(|write| write.value.is_none()))
+                    || known.unobserved_delete_possible(
+                        history,
+                        key,
+                        newest.max(revision),
+                        final_state.revision,
+                        crate::history::Millis::MAX,
+                    )
             }
         };
         if !survives {

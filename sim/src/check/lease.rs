@@ -12,8 +12,9 @@ pub fn check(history: &History, expiry_bound_ms: Millis) -> Vec<Violation> {
     let mut violations = Vec::new();
     for log in &history.leases {
         let ttl_ms = log.ttl_seconds as Millis * 1000;
+        let Some(attached_ms) = log.attached_ms else { continue };
         for (read_invoked, read_completed, present) in &log.reads {
-            if *present {
+            if *present || *read_invoked < attached_ms {
                 continue;
             }
             // The deadline a renewal set is at least its invocation plus the TTL.

@@ -62,7 +62,7 @@ pub fn check(history: &History, known: &KnownWrites) -> Vec<Violation> {
     }
     check_real_time(&mut points, &mut violations);
     for operation in &history.operations {
-        check_result(operation, known, &mut violations);
+        check_result(history, operation, known, &mut violations);
     }
     violations
 }
@@ -125,6 +125,7 @@ fn check_real_time(points: &mut [Point], violations: &mut Vec<Violation>) {
 }
 
 fn check_result(
+    history: &History,
     operation: &crate::history::Operation,
     known: &KnownWrites,
     violations: &mut Vec<Violation>,
@@ -146,6 +147,15 @@ fn check_result(
                     observed.mod_revision == write_revision
                         && write.value.as_deref() == Some(observed.value.as_str())
                 }
+                // Absent although a put is the newest known write: fine if a delete that got
+                // no answer could have applied after it.
+                (None, Some((write_revision, _))) => known.unobserved_delete_possible(
+                    history,
+                    key,
+                    write_revision,
+                    *revision,
+                    operation.completed_ms,
+                ),
                 _ => false,
             };
             if !matches {
@@ -162,7 +172,10 @@ fn check_result(
                 .latest(key, state_at)
                 .filter(|(_, write)| write.value.is_some())
                 .map_or(0, |(revision, _)| revision);
-            if (current == *expected) != *changed {
+            let maybe_deleted = current != 0
+                && *expected == 0
+                && known.unobserved_delete_possible(history, key, current, state_at, operation.completed_ms);
+            if (current == *expected || (maybe_deleted && *changed)) != *changed {
                 violations.push(Violation::new(NAME, format!("op {} compare-and-swap on {key} expecting mod_revision {expected} {} but the key's mod_revision at revision {state_at} was {current}", operation.id, if *changed { "succeeded" } else { "failed" })));
             }
         }

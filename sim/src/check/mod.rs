@@ -162,6 +162,21 @@ impl KnownWrites {
         }
     }
 
+    /// Whether a delete of `key` whose client got no answer, invoked before `before_ms` and
+    /// not yet placed anywhere, could have taken effect in (`after`, `through`]: some
+    /// revision there must be unclaimed by known writes.
+    pub fn unobserved_delete_possible(&self, history: &History, key: &str, after: Revision, through: Revision, before_ms: Millis) -> bool {
+        let bound: Vec<usize> = self.by_revision.values().map(|write| write.operation).collect();
+        let candidate = history.operations.iter().any(|operation| {
+            matches!(operation.request, Request::Delete { .. })
+                && matches!(operation.response, Response::Indeterminate(_))
+                && operation.request.key() == key
+                && operation.invoked_ms < before_ms
+                && !bound.contains(&operation.id)
+        });
+        candidate && (after + 1..=through).any(|revision| !self.by_revision.contains_key(&revision))
+    }
+
     /// The newest known write to `key` at or below `revision`.
     pub fn latest(&self, key: &str, revision: Revision) -> Option<(Revision, &Write)> {
         self.by_revision

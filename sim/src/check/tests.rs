@@ -343,6 +343,7 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
     history.leases.push(LeaseLog {
         key: "l/0".into(),
         ttl_seconds: 5,
+        attached_ms: Some(900),
         renewals: vec![(1000, 1100)],
         reads: vec![(2000, 2100, false)],
         ..LeaseLog::default()

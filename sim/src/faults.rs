@@ -1,0 +1,158 @@
+//! Fault injection on a running cluster. One fault at a time: applied, held for a while,
+//! healed. `heal_everything` undoes every kind, restarting members that are down, so the
+//! checkers can look at a cluster whose faults have stopped.
+
+use crate::member::SimMember;
+use crate::params::FaultKind;
+use cairn::io::MemoryDiskOptions;
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+/// What is currently broken, so healing knows what to undo.
+#[derive(Debug, Default)]
+pub struct FaultState {
+    clogged_links: Vec<(usize, usize)>,
+    killed: Vec<usize>,
+    paused: Vec<usize>,
+    /// Members whose disk or fsync was broken: their raft stopped; they need a restart.
+    broken_disks: Vec<usize>,
+    packet_loss: bool,
+}
+
+pub struct Faults<'a> {
+    pub handle: &'a Handle,
+    pub members: &'a [SimMember],
+    pub state: FaultState,
+}
+
+impl<'a> Faults<'a> {
+    pub fn new(handle: &'a Handle, members: &'a [SimMember]) -> Self {
+        Faults { handle, members, state: FaultState::default() }
+    }
+
+    fn clog_both(&mut self, a: usize, b: usize) {
+        let net = NetSim::current();
+        net.clog_link(self.members[a].node.id(), self.members[b].node.id());
+        net.clog_link(self.members[b].node.id(), self.members[a].node.id());
+        self.state.clogged_links.extend([(a, b), (b, a)]);
+    }
+
+    /// Applies one fault of `kind`; returns a description for the trace.
+    pub fn apply(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
+        let count = self.members.len();
+        let mut order: Vec<usize> = (0..count).collect();
+        order.shuffle(random);
+        match kind {
+            FaultKind::Partition if count > 1 => {
+                // Any split, even ones (2|2, 3|3) included.
+                let cut = random.gen_range(1..count);
+                let (left, right) = order.split_at(cut);
+                for a in left {
+                    for b in right {
+                        self.clog_both(*a, *b);
+                    }
+                }
+                format!("partition {:?} | {:?}", indexes(left), indexes(right))
+            }
+            FaultKind::Isolate if count > 1 => {
+                let victim = order[0];
+                for other in (0..count).filter(|other| *other != victim) {
+                    self.clog_both(victim, other);
+                }
+                format!("isolate member-{}", victim + 1)
+            }
+            FaultKind::OneWay if count > 1 => {
+                let (from, to) = (order[0], order[1]);
+                NetSim::current().clog_link(self.members[from].node.id(), self.members[to].node.id());
+                self.state.clogged_links.push((from, to));
+                format!("drop member-{} -> member-{}", from + 1, to + 1)
+            }
+            FaultKind::PacketLoss => {
+                let rate = random.gen_range(0.01..0.2);
+                NetSim::current().update_config(|config| config.packet_loss_rate = rate);
+                self.state.packet_loss = true;
+                format!("packet loss {:.0}%", rate * 100.0)
+            }
+            FaultKind::Kill => {
+                let victim = order[0];
+                self.kill(victim, random);
+                format!("kill -9 member-{}", victim + 1)
+            }
+            FaultKind::KillAll => {
+                for victim in 0..count {
+                    self.kill(victim, random);
+                }
+                "kill -9 every member (power loss)".to_string()
+            }
+            FaultKind::Pause => {
+                let victim = order[0];
+                self.handle.pause(self.members[victim].node.id());
+                self.state.paused.push(victim);
+                format!("pause member-{}", victim + 1)
+            }
+            FaultKind::DiskFull => {
+                let victim = order[0];
+                let disk = &self.members[victim].disk;
+                let capacity = disk.used_bytes_total() + random.gen_range(0..4096);
+                disk.set_options(MemoryDiskOptions { capacity_bytes: Some(capacity), ..disk.options() });
+                self.state.broken_disks.push(victim);
+                format!("disk full on member-{} at {capacity} bytes", victim + 1)
+            }
+            FaultKind::FailingFsync => {
+                let victim = order[0];
+                let disk = &self.members[victim].disk;
+                disk.set_options(MemoryDiskOptions { failing_syncs: 1, ..disk.options() });
+                self.state.broken_disks.push(victim);
+                format!("failing fsync on member-{}", victim + 1)
+            }
+            // Network faults need two members; a one-member cluster gets a kill instead.
+            _ => self.apply(FaultKind::Kill, random),
+        }
+    }
+
+    fn kill(&mut self, victim: usize, random: &mut impl Rng) {
+        if self.state.killed.contains(&victim) {
+            return;
+        }
+        self.state.paused.retain(|paused| *paused != victim);
+        self.handle.kill(self.members[victim].node.id());
+        self.members[victim].disk.crash(random.gen());
+        self.state.killed.push(victim);
+    }
+
+    /// Undoes every fault: network restored, paused members resumed, disks given space and
+    /// working fsync, and every member that is down or whose raft stopped restarted.
+    pub fn heal_everything(&mut self) -> String {
+        let net = NetSim::current();
+        for (from, to) in self.state.clogged_links.drain(..) {
+            net.unclog_link(self.members[from].node.id(), self.members[to].node.id());
+        }
+        if std::mem::take(&mut self.state.packet_loss) {
+            net.update_config(|config| config.packet_loss_rate = 0.0);
+        }
+        for paused in self.state.paused.drain(..) {
+            self.handle.resume(self.members[paused].node.id());
+        }
+        let mut restart: Vec<usize> = self.state.killed.drain(..).collect();
+        for broken in self.state.broken_disks.drain(..) {
+            let disk = &self.members[broken].disk;
+            disk.set_options(MemoryDiskOptions { capacity_bytes: None, failing_syncs: 0, ..disk.options() });
+            if !restart.contains(&broken) {
+                // Its raft stopped on the storage error: the operator restarts it.
+                self.handle.kill(self.members[broken].node.id());
+                restart.push(broken);
+            }
+        }
+        restart.sort();
+        for member in &restart {
+            self.handle.restart(self.members[*member].node.id());
+        }
+        format!("heal (restarted {:?})", indexes(&restart))
+    }
+}
+
+fn indexes(members: &[usize]) -> Vec<usize> {
+    members.iter().map(|member| member + 1).collect()
+}

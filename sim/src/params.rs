@@ -1,0 +1,119 @@
+//! Everything a simulation run depends on, drawn from its seed unless a scenario fixes it,
+//! and printed at the start so a report carries the whole setup.
+
+use crate::scenario::Scenario;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Random halves (including even splits such as 2|2 and 3|3).
+    Partition,
+    /// The leader (or any member) cut off from everyone.
+    Isolate,
+    /// Traffic from one member to another dropped, the reverse kept.
+    OneWay,
+    /// Packet loss on the whole network.
+    PacketLoss,
+    /// kill -9 of one member; its unsynced disk bytes are lost or torn.
+    Kill,
+    /// Every member killed at once (power loss).
+    KillAll,
+    /// A member frozen, then resumed (a stale leader).
+    Pause,
+    /// A member's disk fills up; space returns at heal time.
+    DiskFull,
+    /// A member's fsync fails.
+    FailingFsync,
+}
+
+pub const ALL_FAULTS: [FaultKind; 9] =
+    [FaultKind::Partition, FaultKind::Isolate, FaultKind::OneWay, FaultKind::PacketLoss, FaultKind::Kill, FaultKind::KillAll, FaultKind::Pause, FaultKind::DiskFull, FaultKind::FailingFsync];
+
+impl FaultKind {
+    pub fn parse(name: &str) -> Option<FaultKind> {
+        ALL_FAULTS.into_iter().find(|kind| format!("{kind:?}").eq_ignore_ascii_case(&name.replace(['-', '_'], "")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub seed: u64,
+    pub members: usize,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_count: u64,
+    /// How long faults are injected while the workload runs.
+    pub fault_phase_ms: u64,
+    pub faults: Vec<FaultKind>,
+    /// Mean time between faults, and how long each lasts at most.
+    pub fault_interval_ms: u64,
+    pub fault_duration_max_ms: u64,
+    pub clients: usize,
+    pub keys: usize,
+    /// Percentages of the operation mix (puts take the rest).
+    pub gets_percent: u32,
+    pub serializable_gets_percent: u32,
+    pub deletes_percent: u32,
+    pub compare_and_swaps_percent: u32,
+    pub watchers: usize,
+    pub lease_clients: usize,
+    pub compactions: bool,
+    /// Members run with `--unsafe-no-fsync` (acknowledged writes may be lost on crashes).
+    pub unsafe_no_fsync: bool,
+    /// A deliberately wrong workload: serializable reads recorded as linearizable.
+    pub serializable_recorded_as_linearizable: bool,
+}
+
+impl Params {
+    pub fn draw(seed: u64, scenario: &Scenario) -> Params {
+        let mut random = SmallRng::seed_from_u64(seed ^ 0x5eed_c0de);
+        let heartbeat_interval_ms = scenario.heartbeat_interval_ms.unwrap_or_else(|| random.gen_range(1..=4) * 25);
+        let election_timeout_ms = scenario.election_timeout_ms.unwrap_or(heartbeat_interval_ms * random.gen_range(5..=10));
+        let faults = match &scenario.faults {
+            Some(names) => names.iter().filter_map(|name| FaultKind::parse(name)).collect(),
+            None => ALL_FAULTS.into_iter().filter(|_| random.gen_bool(0.6)).collect(),
+        };
+        Params {
+            seed,
+            members: scenario.members.unwrap_or_else(|| random.gen_range(1..=7)),
+            heartbeat_interval_ms,
+            election_timeout_ms,
+            snapshot_count: scenario.snapshot_count.unwrap_or_else(|| [50, 200, 1000][random.gen_range(0..3)]),
+            fault_phase_ms: scenario.fault_phase_ms.unwrap_or(20_000),
+            faults,
+            fault_interval_ms: scenario.fault_interval_ms.unwrap_or_else(|| random.gen_range(1_000..=4_000)),
+            fault_duration_max_ms: scenario.fault_duration_max_ms.unwrap_or_else(|| random.gen_range(1_000..=6_000)),
+            clients: scenario.clients.unwrap_or_else(|| random.gen_range(2..=6)),
+            keys: scenario.keys.unwrap_or_else(|| random.gen_range(2..=12)),
+            gets_percent: scenario.gets_percent.unwrap_or_else(|| random.gen_range(20..=50)),
+            serializable_gets_percent: scenario.serializable_gets_percent.unwrap_or_else(|| random.gen_range(0..=30)),
+            deletes_percent: scenario.deletes_percent.unwrap_or_else(|| random.gen_range(0..=10)),
+            compare_and_swaps_percent: scenario.compare_and_swaps_percent.unwrap_or_else(|| random.gen_range(0..=20)),
+            watchers: scenario.watchers.unwrap_or_else(|| random.gen_range(0..=3)),
+            lease_clients: scenario.lease_clients.unwrap_or_else(|| random.gen_range(0..=2)),
+            compactions: scenario.compactions.unwrap_or_else(|| random.gen_bool(0.5)),
+            unsafe_no_fsync: scenario.unsafe_no_fsync.unwrap_or(false),
+            serializable_recorded_as_linearizable: scenario.serializable_recorded_as_linearizable.unwrap_or(false),
+        }
+    }
+
+    /// Lease TTLs the workload asks for: at least etcd's minimum for this election timeout.
+    pub fn lease_ttl_seconds(&self) -> i64 {
+        cairn::lease::ttl_seconds_min(self.election_timeout_ms).max(2)
+    }
+
+    pub fn request_timeout_ms(&self) -> u64 {
+        2 * self.election_timeout_ms + 1000
+    }
+
+    pub fn lease_expiry_bound_ms(&self) -> u64 {
+        // Expiry checks run every 500 ms, a new leader needs a few election timeouts, and a
+        // new leader restarts every lease at its full TTL.
+        self.lease_ttl_seconds() as u64 * 1000 + 4 * self.election_timeout_ms + 1000
+    }
+
+    pub fn recovery_bound_ms(&self) -> u64 {
+        10 * self.election_timeout_ms + 10_000
+    }
+}

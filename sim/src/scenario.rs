@@ -1,0 +1,50 @@
+//! Scenario files (`scenarios/*.toml`): any parameter set here is fixed; the rest is drawn
+//! from the seed. Regression files also name the seeds that once failed.
+
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario exercises (shown in reports).
+    pub description: Option<String>,
+    /// For regressions: the seeds that once failed with this setup.
+    pub seeds: Option<Vec<u64>>,
+    pub members: Option<usize>,
+    pub heartbeat_interval_ms: Option<u64>,
+    pub election_timeout_ms: Option<u64>,
+    pub snapshot_count: Option<u64>,
+    pub fault_phase_ms: Option<u64>,
+    /// Fault kinds by name (partition, isolate, one-way, packet-loss, kill, kill-all, pause,
+    /// disk-full, failing-fsync); empty means no faults.
+    pub faults: Option<Vec<String>>,
+    pub fault_interval_ms: Option<u64>,
+    pub fault_duration_max_ms: Option<u64>,
+    pub clients: Option<usize>,
+    pub keys: Option<usize>,
+    pub gets_percent: Option<u32>,
+    pub serializable_gets_percent: Option<u32>,
+    pub deletes_percent: Option<u32>,
+    pub compare_and_swaps_percent: Option<u32>,
+    pub watchers: Option<usize>,
+    pub lease_clients: Option<usize>,
+    pub compactions: Option<bool>,
+    pub unsafe_no_fsync: Option<bool>,
+    pub serializable_recorded_as_linearizable: Option<bool>,
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+        let scenario: Scenario = toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        if let Some(names) = &scenario.faults {
+            for name in names {
+                if crate::params::FaultKind::parse(name).is_none() {
+                    return Err(format!("{}: unknown fault kind {name:?}", path.display()));
+                }
+            }
+        }
+        Ok(scenario)
+    }
+}
