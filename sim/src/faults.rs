@@ -29,7 +29,11 @@ pub struct Faults<'a> {
 
 impl<'a> Faults<'a> {
     pub fn new(handle: &'a Handle, members: &'a [SimMember]) -> Self {
-        Faults { handle, members, state: FaultState::default() }
+        Faults {
+            handle,
+            members,
+            state: FaultState::default(),
+        }
     }
 
     fn clog_both(&mut self, a: usize, b: usize) {
@@ -65,7 +69,8 @@ impl<'a> Faults<'a> {
             }
             FaultKind::OneWay if count > 1 => {
                 let (from, to) = (order[0], order[1]);
-                NetSim::current().clog_link(self.members[from].node.id(), self.members[to].node.id());
+                NetSim::current()
+                    .clog_link(self.members[from].node.id(), self.members[to].node.id());
                 self.state.clogged_links.push((from, to));
                 format!("drop member-{} -> member-{}", from + 1, to + 1)
             }
@@ -96,14 +101,20 @@ impl<'a> Faults<'a> {
                 let victim = order[0];
                 let disk = &self.members[victim].disk;
                 let capacity = disk.used_bytes_total() + random.gen_range(0..4096);
-                disk.set_options(MemoryDiskOptions { capacity_bytes: Some(capacity), ..disk.options() });
+                disk.set_options(MemoryDiskOptions {
+                    capacity_bytes: Some(capacity),
+                    ..disk.options()
+                });
                 self.state.broken_disks.push(victim);
                 format!("disk full on member-{} at {capacity} bytes", victim + 1)
             }
             FaultKind::FailingFsync => {
                 let victim = order[0];
                 let disk = &self.members[victim].disk;
-                disk.set_options(MemoryDiskOptions { failing_syncs: 1, ..disk.options() });
+                disk.set_options(MemoryDiskOptions {
+                    failing_syncs: 1,
+                    ..disk.options()
+                });
                 self.state.broken_disks.push(victim);
                 format!("failing fsync on member-{}", victim + 1)
             }
@@ -138,7 +149,11 @@ impl<'a> Faults<'a> {
         let mut restart: Vec<usize> = self.state.killed.drain(..).collect();
         for broken in self.state.broken_disks.drain(..) {
             let disk = &self.members[broken].disk;
-            disk.set_options(MemoryDiskOptions { capacity_bytes: None, failing_syncs: 0, ..disk.options() });
+            disk.set_options(MemoryDiskOptions {
+                capacity_bytes: None,
+                failing_syncs: 0,
+                ..disk.options()
+            });
             if !restart.contains(&broken) {
                 // Its raft stopped on the storage error: the operator restarts it.
                 self.handle.kill(self.members[broken].node.id());

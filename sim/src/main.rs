@@ -29,7 +29,10 @@ mod cli {
     use std::time::Instant;
 
     #[derive(Parser)]
-    #[command(name = "cairn-sim", about = "Seeded chaos on real Cairn clusters, with checked histories and exact replay")]
+    #[command(
+        name = "cairn-sim",
+        about = "Seeded chaos on real Cairn clusters, with checked histories and exact replay"
+    )]
     struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -116,7 +119,11 @@ mod cli {
     }
 
     fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
-        let parse = |part: &str| part.trim().parse::<u64>().map_err(|_| format!("bad seed range {text:?}"));
+        let parse = |part: &str| {
+            part.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("bad seed range {text:?}"))
+        };
         if let Some((start, end)) = text.split_once("..=") {
             return Ok((parse(start)?..=parse(end)?).collect());
         }
@@ -129,8 +136,20 @@ mod cli {
     pub fn main() -> i32 {
         let cli = Cli::parse();
         let result = match cli.command {
-            Command::Run { seed, setup, trace, emit_trace } => run_one(seed, &setup, trace, emit_trace.as_deref()),
-            Command::Sweep { seeds, jobs, check_determinism, setup } => parse_seeds(&seeds).and_then(|seeds| sweep(&seeds, jobs, check_determinism, &setup)),
+            Command::Run {
+                seed,
+                setup,
+                trace,
+                emit_trace,
+            } => run_one(seed, &setup, trace, emit_trace.as_deref()),
+            Command::Sweep {
+                seeds,
+                jobs,
+                check_determinism,
+                setup,
+            } => {
+                parse_seeds(&seeds).and_then(|seeds| sweep(&seeds, jobs, check_determinism, &setup))
+            }
             Command::Regressions { dir, jobs } => regressions(&dir, jobs),
         };
         match result {
@@ -147,17 +166,33 @@ mod cli {
         for violation in &outcome.violations {
             println!("VIOLATION [{}] {}", violation.checker, violation.detail);
         }
-        println!("operations: {}, simulated: {:.1} s", outcome.operations, outcome.simulated_ms as f64 / 1000.0);
+        println!(
+            "operations: {}, simulated: {:.1} s",
+            outcome.operations,
+            outcome.simulated_ms as f64 / 1000.0
+        );
         println!("simulated-ms: {}", outcome.simulated_ms);
         println!("trace-hash: {:016x}", outcome.trace_hash);
         if !outcome.violations.is_empty() {
-            let checkers: std::collections::BTreeSet<&str> = outcome.violations.iter().map(|v| v.checker).collect();
-            println!("FAILED seed {} ({} violations from {:?}); replay: {}", params.seed, outcome.violations.len(), checkers, setup.replay_command(params.seed));
+            let checkers: std::collections::BTreeSet<&str> =
+                outcome.violations.iter().map(|v| v.checker).collect();
+            println!(
+                "FAILED seed {} ({} violations from {:?}); replay: {}",
+                params.seed,
+                outcome.violations.len(),
+                checkers,
+                setup.replay_command(params.seed)
+            );
         }
         outcome.violations.is_empty()
     }
 
-    fn run_one(seed: u64, setup: &Setup, trace: bool, emit_trace: Option<&Path>) -> Result<bool, String> {
+    fn run_one(
+        seed: u64,
+        setup: &Setup,
+        trace: bool,
+        emit_trace: Option<&Path>,
+    ) -> Result<bool, String> {
         let params = Params::draw(seed, &setup.scenario()?);
         println!("seed {seed}: {params:?}");
         let started = Instant::now();
@@ -168,10 +203,14 @@ mod cli {
             }
         }
         if let Some(path) = emit_trace {
-            std::fs::write(path, outcome.trace.join("\n")).map_err(|error| format!("{}: {error}", path.display()))?;
+            std::fs::write(path, outcome.trace.join("\n"))
+                .map_err(|error| format!("{}: {error}", path.display()))?;
         }
         let wall = started.elapsed().as_secs_f64();
-        println!("wall: {wall:.1} s ({:.1} simulated s per wall s)", outcome.simulated_ms as f64 / 1000.0 / wall.max(0.001));
+        println!(
+            "wall: {wall:.1} s ({:.1} simulated s per wall s)",
+            outcome.simulated_ms as f64 / 1000.0 / wall.max(0.001)
+        );
         Ok(report(&params, &outcome, setup))
     }
 
@@ -195,7 +234,12 @@ mod cli {
     fn run_child(seed: u64, setup: &Setup, trace_file: PathBuf) -> Result<ChildRun, String> {
         let executable = std::env::current_exe().map_err(|error| error.to_string())?;
         let mut command = std::process::Command::new(executable);
-        command.arg("run").arg("--seed").arg(seed.to_string()).arg("--emit-trace").arg(&trace_file);
+        command
+            .arg("run")
+            .arg("--seed")
+            .arg(seed.to_string())
+            .arg("--emit-trace")
+            .arg(&trace_file);
         if let Some(path) = &setup.scenario {
             command.arg("--scenario").arg(path);
         }
@@ -205,34 +249,81 @@ mod cli {
         if setup.serializable_recorded_as_linearizable {
             command.arg("--serializable-recorded-as-linearizable");
         }
-        let output = command.output().map_err(|error| format!("starting a simulation: {error}"))?;
+        let output = command
+            .output()
+            .map_err(|error| format!("starting a simulation: {error}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let trace_hash = stdout.lines().find_map(|line| line.strip_prefix("trace-hash: ")).map(str::to_string);
+        let trace_hash = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("trace-hash: "))
+            .map(str::to_string);
         let Some(trace_hash) = trace_hash else {
-            return Err(format!("seed {seed}: the simulation crashed: {}{}", stdout, String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "seed {seed}: the simulation crashed: {}{}",
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            ));
         };
-        let violations = stdout.lines().filter(|line| line.starts_with("VIOLATION")).map(str::to_string).collect();
-        let simulated_ms = stdout.lines().find_map(|line| line.strip_prefix("simulated-ms: ")).and_then(|ms| ms.parse().ok()).unwrap_or(0);
-        Ok(ChildRun { trace_hash, violations, simulated_ms, trace_file })
+        let violations = stdout
+            .lines()
+            .filter(|line| line.starts_with("VIOLATION"))
+            .map(str::to_string)
+            .collect();
+        let simulated_ms = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("simulated-ms: "))
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(0);
+        Ok(ChildRun {
+            trace_hash,
+            violations,
+            simulated_ms,
+            trace_file,
+        })
     }
 
     fn run_seed(seed: u64, setup: &Setup, check_determinism: bool) -> SeedResult {
         let directory = std::env::temp_dir();
-        let trace_file = |run: u32| directory.join(format!("cairn-sim-{}-{seed}-{run}.trace", std::process::id()));
+        let trace_file = |run: u32| {
+            directory.join(format!(
+                "cairn-sim-{}-{seed}-{run}.trace",
+                std::process::id()
+            ))
+        };
         let mut lines = Vec::new();
         let first = match run_child(seed, setup, trace_file(1)) {
             Ok(first) => first,
-            Err(error) => return SeedResult { seed, passed: false, lines: vec![error, format!("seed {seed}: replay: {}", setup.replay_command(seed))], simulated_ms: 0 },
+            Err(error) => {
+                return SeedResult {
+                    seed,
+                    passed: false,
+                    lines: vec![
+                        error,
+                        format!("seed {seed}: replay: {}", setup.replay_command(seed)),
+                    ],
+                    simulated_ms: 0,
+                }
+            }
         };
         let mut passed = first.violations.is_empty();
-        lines.extend(first.violations.iter().map(|violation| format!("seed {seed}: {violation}")));
+        lines.extend(
+            first
+                .violations
+                .iter()
+                .map(|violation| format!("seed {seed}: {violation}")),
+        );
         if !passed {
-            lines.push(format!("seed {seed}: FAILED; replay: {}", setup.replay_command(seed)));
+            lines.push(format!(
+                "seed {seed}: FAILED; replay: {}",
+                setup.replay_command(seed)
+            ));
         }
         let mut simulated_ms = first.simulated_ms;
         if check_determinism {
             match run_child(seed, setup, trace_file(2)) {
-                Ok(second) if second.trace_hash == first.trace_hash => simulated_ms += second.simulated_ms,
+                Ok(second) if second.trace_hash == first.trace_hash => {
+                    simulated_ms += second.simulated_ms
+                }
                 Ok(second) => {
                     passed = false;
                     lines.push(first_divergence(seed, &first, &second));
@@ -245,15 +336,31 @@ mod cli {
             let _ = std::fs::remove_file(trace_file(2));
         }
         let _ = std::fs::remove_file(trace_file(1));
-        lines.insert(0, format!("seed {seed}: {} trace-hash {}", if passed { "ok" } else { "FAILED" }, first.trace_hash));
-        SeedResult { seed, passed, lines, simulated_ms }
+        lines.insert(
+            0,
+            format!(
+                "seed {seed}: {} trace-hash {}",
+                if passed { "ok" } else { "FAILED" },
+                first.trace_hash
+            ),
+        );
+        SeedResult {
+            seed,
+            passed,
+            lines,
+            simulated_ms,
+        }
     }
 
     fn first_divergence(seed: u64, first: &ChildRun, second: &ChildRun) -> String {
         let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
         let (one, two) = (read(&first.trace_file), read(&second.trace_file));
         let (one, two): (Vec<&str>, Vec<&str>) = (one.lines().collect(), two.lines().collect());
-        let index = one.iter().zip(&two).position(|(a, b)| a != b).unwrap_or(one.len().min(two.len()));
+        let index = one
+            .iter()
+            .zip(&two)
+            .position(|(a, b)| a != b)
+            .unwrap_or(one.len().min(two.len()));
         format!(
             "seed {seed}: NONDETERMINISTIC: trace hashes {} vs {}; first difference at event {index}:\n  first run:  {}\n  second run: {}",
             first.trace_hash,
@@ -263,14 +370,23 @@ mod cli {
         )
     }
 
-    fn sweep(seeds: &[u64], jobs: usize, check_determinism: bool, setup: &Setup) -> Result<bool, String> {
+    fn sweep(
+        seeds: &[u64],
+        jobs: usize,
+        check_determinism: bool,
+        setup: &Setup,
+    ) -> Result<bool, String> {
         setup.scenario()?;
         let started = Instant::now();
         let results = run_parallel(seeds, jobs, |seed| run_seed(seed, setup, check_determinism));
         summarise(&results, started)
     }
 
-    fn run_parallel(seeds: &[u64], jobs: usize, work: impl Fn(u64) -> SeedResult + Sync) -> Vec<SeedResult> {
+    fn run_parallel(
+        seeds: &[u64],
+        jobs: usize,
+        work: impl Fn(u64) -> SeedResult + Sync,
+    ) -> Vec<SeedResult> {
         let next = AtomicU64::new(0);
         let results = Mutex::new(Vec::new());
         // Each thread waits on child processes, one simulation per process.
@@ -278,7 +394,9 @@ mod cli {
             for _ in 0..jobs.max(1) {
                 scope.spawn(|| loop {
                     let position = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some(seed) = seeds.get(position) else { return };
+                    let Some(seed) = seeds.get(position) else {
+                        return;
+                    };
                     let result = work(*seed);
                     for line in &result.lines {
                         println!("{line}");
@@ -293,8 +411,15 @@ mod cli {
     }
 
     fn summarise(results: &[SeedResult], started: Instant) -> Result<bool, String> {
-        let failed: Vec<u64> = results.iter().filter(|result| !result.passed).map(|result| result.seed).collect();
-        let simulated_s: f64 = results.iter().map(|result| result.simulated_ms as f64 / 1000.0).sum();
+        let failed: Vec<u64> = results
+            .iter()
+            .filter(|result| !result.passed)
+            .map(|result| result.seed)
+            .collect();
+        let simulated_s: f64 = results
+            .iter()
+            .map(|result| result.simulated_ms as f64 / 1000.0)
+            .sum();
         let wall_s = started.elapsed().as_secs_f64();
         println!(
             "sweep: {} seeds, {} passed, {} failed {:?}; {simulated_s:.0} simulated s in {wall_s:.0} wall s ({:.1} simulated s per wall s)",
@@ -308,15 +433,25 @@ mod cli {
     }
 
     fn regressions(dir: &Path, jobs: usize) -> Result<bool, String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|error| format!("{}: {error}", dir.display()))?.filter_map(|entry| entry.ok().map(|entry| entry.path())).filter(|path| path.extension().is_some_and(|ext| ext == "toml")).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|error| format!("{}: {error}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .collect();
         files.sort();
         let started = Instant::now();
         let results = Arc::new(Mutex::new(Vec::new()));
         for file in &files {
             let scenario = Scenario::load(file)?;
-            let seeds = scenario.seeds.clone().ok_or_else(|| format!("{}: a regression lists its seeds", file.display()))?;
+            let seeds = scenario
+                .seeds
+                .clone()
+                .ok_or_else(|| format!("{}: a regression lists its seeds", file.display()))?;
             println!("regression {}: seeds {seeds:?}", file.display());
-            let setup = Setup { scenario: Some(file.clone()), ..Setup::default() };
+            let setup = Setup {
+                scenario: Some(file.clone()),
+                ..Setup::default()
+            };
             let outcome = run_parallel(&seeds, jobs, |seed| run_seed(seed, &setup, true));
             results.lock().unwrap().extend(outcome);
         }

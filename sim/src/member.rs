@@ -36,7 +36,13 @@ pub struct MemberSettings {
 
 impl Default for MemberSettings {
     fn default() -> Self {
-        MemberSettings { members: 1, heartbeat_interval_ms: 100, election_timeout_ms: 1000, snapshot_count: 100, unsafe_no_fsync: false }
+        MemberSettings {
+            members: 1,
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+            snapshot_count: 100,
+            unsafe_no_fsync: false,
+        }
     }
 }
 
@@ -51,8 +57,14 @@ pub struct SimMember {
 /// production server on its own disk. A restart of the node runs it again on that disk.
 pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> SimMember {
     let ip = member_ip(index);
-    let disk = MemoryDisk::new(MemoryDiskOptions { ignore_syncs: settings.unsafe_no_fsync, ..MemoryDiskOptions::default() });
-    let initial_cluster = (1..=settings.members).map(|member| format!("member-{member}=http://{}:2380", member_ip(member))).collect::<Vec<_>>().join(",");
+    let disk = MemoryDisk::new(MemoryDiskOptions {
+        ignore_syncs: settings.unsafe_no_fsync,
+        ..MemoryDiskOptions::default()
+    });
+    let initial_cluster = (1..=settings.members)
+        .map(|member| format!("member-{member}=http://{}:2380", member_ip(member)))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut arguments = vec![
         "cairn".to_string(),
         format!("--name=member-{index}"),

@@ -27,12 +27,23 @@ pub enum FaultKind {
     FailingFsync,
 }
 
-pub const ALL_FAULTS: [FaultKind; 9] =
-    [FaultKind::Partition, FaultKind::Isolate, FaultKind::OneWay, FaultKind::PacketLoss, FaultKind::Kill, FaultKind::KillAll, FaultKind::Pause, FaultKind::DiskFull, FaultKind::FailingFsync];
+pub const ALL_FAULTS: [FaultKind; 9] = [
+    FaultKind::Partition,
+    FaultKind::Isolate,
+    FaultKind::OneWay,
+    FaultKind::PacketLoss,
+    FaultKind::Kill,
+    FaultKind::KillAll,
+    FaultKind::Pause,
+    FaultKind::DiskFull,
+    FaultKind::FailingFsync,
+];
 
 impl FaultKind {
     pub fn parse(name: &str) -> Option<FaultKind> {
-        ALL_FAULTS.into_iter().find(|kind| format!("{kind:?}").eq_ignore_ascii_case(&name.replace(['-', '_'], "")))
+        ALL_FAULTS
+            .into_iter()
+            .find(|kind| format!("{kind:?}").eq_ignore_ascii_case(&name.replace(['-', '_'], "")))
     }
 }
 
@@ -68,33 +79,61 @@ pub struct Params {
 impl Params {
     pub fn draw(seed: u64, scenario: &Scenario) -> Params {
         let mut random = SmallRng::seed_from_u64(seed ^ 0x5eed_c0de);
-        let heartbeat_interval_ms = scenario.heartbeat_interval_ms.unwrap_or_else(|| random.gen_range(1..=4) * 25);
-        let election_timeout_ms = scenario.election_timeout_ms.unwrap_or(heartbeat_interval_ms * random.gen_range(5..=10));
+        let heartbeat_interval_ms = scenario
+            .heartbeat_interval_ms
+            .unwrap_or_else(|| random.gen_range(1..=4) * 25);
+        let election_timeout_ms = scenario
+            .election_timeout_ms
+            .unwrap_or(heartbeat_interval_ms * random.gen_range(5..=10));
         let faults = match &scenario.faults {
-            Some(names) => names.iter().filter_map(|name| FaultKind::parse(name)).collect(),
-            None => ALL_FAULTS.into_iter().filter(|_| random.gen_bool(0.6)).collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|name| FaultKind::parse(name))
+                .collect(),
+            None => ALL_FAULTS
+                .into_iter()
+                .filter(|_| random.gen_bool(0.6))
+                .collect(),
         };
         Params {
             seed,
             members: scenario.members.unwrap_or_else(|| random.gen_range(1..=7)),
             heartbeat_interval_ms,
             election_timeout_ms,
-            snapshot_count: scenario.snapshot_count.unwrap_or_else(|| [50, 200, 1000][random.gen_range(0..3)]),
+            snapshot_count: scenario
+                .snapshot_count
+                .unwrap_or_else(|| [50, 200, 1000][random.gen_range(0..3)]),
             fault_phase_ms: scenario.fault_phase_ms.unwrap_or(20_000),
             faults,
-            fault_interval_ms: scenario.fault_interval_ms.unwrap_or_else(|| random.gen_range(1_000..=4_000)),
-            fault_duration_max_ms: scenario.fault_duration_max_ms.unwrap_or_else(|| random.gen_range(1_000..=6_000)),
+            fault_interval_ms: scenario
+                .fault_interval_ms
+                .unwrap_or_else(|| random.gen_range(1_000..=4_000)),
+            fault_duration_max_ms: scenario
+                .fault_duration_max_ms
+                .unwrap_or_else(|| random.gen_range(1_000..=6_000)),
             clients: scenario.clients.unwrap_or_else(|| random.gen_range(2..=6)),
             keys: scenario.keys.unwrap_or_else(|| random.gen_range(2..=12)),
-            gets_percent: scenario.gets_percent.unwrap_or_else(|| random.gen_range(20..=50)),
-            serializable_gets_percent: scenario.serializable_gets_percent.unwrap_or_else(|| random.gen_range(0..=30)),
-            deletes_percent: scenario.deletes_percent.unwrap_or_else(|| random.gen_range(0..=10)),
-            compare_and_swaps_percent: scenario.compare_and_swaps_percent.unwrap_or_else(|| random.gen_range(0..=20)),
+            gets_percent: scenario
+                .gets_percent
+                .unwrap_or_else(|| random.gen_range(20..=50)),
+            serializable_gets_percent: scenario
+                .serializable_gets_percent
+                .unwrap_or_else(|| random.gen_range(0..=30)),
+            deletes_percent: scenario
+                .deletes_percent
+                .unwrap_or_else(|| random.gen_range(0..=10)),
+            compare_and_swaps_percent: scenario
+                .compare_and_swaps_percent
+                .unwrap_or_else(|| random.gen_range(0..=20)),
             watchers: scenario.watchers.unwrap_or_else(|| random.gen_range(0..=3)),
-            lease_clients: scenario.lease_clients.unwrap_or_else(|| random.gen_range(0..=2)),
+            lease_clients: scenario
+                .lease_clients
+                .unwrap_or_else(|| random.gen_range(0..=2)),
             compactions: scenario.compactions.unwrap_or_else(|| random.gen_bool(0.5)),
             unsafe_no_fsync: scenario.unsafe_no_fsync.unwrap_or(false),
-            serializable_recorded_as_linearizable: scenario.serializable_recorded_as_linearizable.unwrap_or(false),
+            serializable_recorded_as_linearizable: scenario
+                .serializable_recorded_as_linearizable
+                .unwrap_or(false),
         }
     }
 

@@ -36,8 +36,10 @@ pub struct Scenario {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, String> {
-        let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
-        let scenario: Scenario = toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let scenario: Scenario =
+            toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
         if let Some(names) = &scenario.faults {
             for name in names {
                 if crate::params::FaultKind::parse(name).is_none() {

@@ -7,7 +7,9 @@ use crate::history::{FinalState, Millis};
 use crate::member::{client_ip, start_member, MemberSettings, SimMember};
 use crate::params::Params;
 use crate::workload::{self, channels, now_ms, Recorder, SharedRecorder, KEY_PREFIX};
-use cairn::api::pb::etcdserverpb::{self as pb, kv_client::KvClient, maintenance_client::MaintenanceClient};
+use cairn::api::pb::etcdserverpb::{
+    self as pb, kv_client::KvClient, maintenance_client::MaintenanceClient,
+};
 use madsim::runtime::{Handle, Runtime};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -26,15 +28,22 @@ const SIMULATED_TIME_LIMIT: Duration = Duration::from_secs(600);
 /// How long to let the cluster settle after healing before reading the final state.
 const SETTLE_MS: u64 = 2_000;
 
-/// Runs one simulation to completion on the current thread.
+/// Runs one simulation to completion.
 ///
-/// Only the first simulation in a process replays exactly: tokio seeds the random generator
-/// behind `tokio::select!` (which openraft uses unbiased) from a process-wide counter, so
-/// `cairn-sim` runs every seed in a process of its own.
+/// Two things keep a seed exact. The simulation runs on a fresh thread, whose thread-local
+/// state (std's hash keys, tokio's generator behind `select!`) is first touched inside the
+/// madsim runtime, so madsim's seeded entropy initializes it. And only one simulation runs per
+/// process, because tokio seeds those generators from a process-wide counter; `cairn-sim`
+/// runs every seed in a process of its own.
 pub fn run(params: &Params) -> Outcome {
-    let mut runtime = Runtime::with_seed_and_config(params.seed, madsim::Config::default());
-    runtime.set_time_limit(SIMULATED_TIME_LIMIT);
-    runtime.block_on(simulate(params.clone()))
+    let params = params.clone();
+    std::thread::spawn(move || {
+        let mut runtime = Runtime::with_seed_and_config(params.seed, madsim::Config::default());
+        runtime.set_time_limit(SIMULATED_TIME_LIMIT);
+        runtime.block_on(simulate(params))
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn fnv1a(lines: &[String]) -> u64 {
@@ -57,7 +66,9 @@ async fn simulate(params: Params) -> Outcome {
         snapshot_count: params.snapshot_count,
         unsafe_no_fsync: params.unsafe_no_fsync,
     };
-    let members: Vec<SimMember> = (1..=params.members as u8).map(|index| start_member(&handle, index, &settings)).collect();
+    let members: Vec<SimMember> = (1..=params.members as u8)
+        .map(|index| start_member(&handle, index, &settings))
+        .collect();
     let recorder = Recorder::new();
     recorder.lock().unwrap().note(format!("params {params:?}"));
     let stop_ms = params.fault_phase_ms;
@@ -65,33 +76,65 @@ async fn simulate(params: Params) -> Outcome {
     let mut next_client = 0;
     let mut client_node = |name: String| {
         next_client += 1;
-        handle.create_node().name(name).ip(client_ip(next_client)).build()
+        handle
+            .create_node()
+            .name(name)
+            .ip(client_ip(next_client))
+            .build()
     };
     for client in 0..params.clients {
         let node = client_node(format!("client-{client}"));
-        tasks.push(node.spawn(workload::run_client(client, params.clone(), recorder.clone(), stop_ms)));
+        tasks.push(node.spawn(workload::run_client(
+            client,
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
     }
     for watcher in 0..params.watchers {
         let node = client_node(format!("watcher-{watcher}"));
-        tasks.push(node.spawn(workload::run_watcher(watcher, params.clone(), recorder.clone(), stop_ms)));
+        tasks.push(node.spawn(workload::run_watcher(
+            watcher,
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
     }
     for lease in 0..params.lease_clients {
         let node = client_node(format!("lease-{lease}"));
-        tasks.push(node.spawn(workload::run_lease_client(lease, params.clone(), recorder.clone(), stop_ms)));
+        tasks.push(node.spawn(workload::run_lease_client(
+            lease,
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
     }
     if params.compactions {
         let node = client_node("compactor".to_string());
-        tasks.push(node.spawn(workload::run_compactor(params.clone(), recorder.clone(), stop_ms)));
+        tasks.push(node.spawn(workload::run_compactor(
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
     }
     let mut faults = Faults::new(&handle, &members);
     let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(47));
     if !params.faults.is_empty() {
         while now_ms(&recorder) + params.fault_interval_ms < stop_ms {
-            madsim::time::sleep(Duration::from_millis(random.gen_range(params.fault_interval_ms / 2..=params.fault_interval_ms))).await;
+            madsim::time::sleep(Duration::from_millis(
+                random.gen_range(params.fault_interval_ms / 2..=params.fault_interval_ms),
+            ))
+            .await;
             let kind = params.faults[random.gen_range(0..params.faults.len())];
             let description = faults.apply(kind, &mut random);
-            recorder.lock().unwrap().note(format!("fault {description}"));
-            madsim::time::sleep(Duration::from_millis(random.gen_range(100..=params.fault_duration_max_ms))).await;
+            recorder
+                .lock()
+                .unwrap()
+                .note(format!("fault {description}"));
+            madsim::time::sleep(Duration::from_millis(
+                random.gen_range(100..=params.fault_duration_max_ms),
+            ))
+            .await;
             let healed = faults.heal_everything();
             recorder.lock().unwrap().note(healed);
         }
@@ -100,28 +143,51 @@ async fn simulate(params: Params) -> Outcome {
     madsim::time::sleep(Duration::from_millis(remaining)).await;
     let healed = faults.heal_everything();
     let faults_end_ms = now_ms(&recorder);
-    recorder.lock().unwrap().note(format!("faults stop: {healed}"));
+    recorder
+        .lock()
+        .unwrap()
+        .note(format!("faults stop: {healed}"));
     for task in tasks {
         let _ = task.await;
     }
     let observer = client_node("observer".to_string());
-    let final_state = observer.spawn(observe_final_state(params.clone(), recorder.clone(), faults_end_ms)).await.expect("observer task");
+    let final_state = observer
+        .spawn(observe_final_state(
+            params.clone(),
+            recorder.clone(),
+            faults_end_ms,
+        ))
+        .await
+        .expect("observer task");
     let mut recorder = recorder.lock().unwrap();
     recorder.note(format!("final {final_state:?}"));
     recorder.history.final_state = final_state;
-    let options = CheckOptions { lease_expiry_bound_ms: params.lease_expiry_bound_ms(), recovery_bound_ms: params.recovery_bound_ms() };
+    let options = CheckOptions {
+        lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
+        recovery_bound_ms: params.recovery_bound_ms(),
+    };
     let violations = check_all(&recorder.history, &options);
     for violation in &violations {
         let line = format!("violation {}: {}", violation.checker, violation.detail);
         recorder.note(line);
     }
     let simulated_ms = recorder.now_ms();
-    Outcome { trace_hash: fnv1a(&recorder.trace), trace: recorder.trace.clone(), violations, simulated_ms, operations: recorder.history.operations.len() }
+    Outcome {
+        trace_hash: fnv1a(&recorder.trace),
+        trace: recorder.trace.clone(),
+        violations,
+        simulated_ms,
+        operations: recorder.history.operations.len(),
+    }
 }
 
 /// After faults stop: time until writes succeed, the final contents, every member's HashKV at
 /// one revision, and whether abandoned leases' keys are gone.
-async fn observe_final_state(params: Params, recorder: SharedRecorder, faults_end_ms: Millis) -> FinalState {
+async fn observe_final_state(
+    params: Params,
+    recorder: SharedRecorder,
+    faults_end_ms: Millis,
+) -> FinalState {
     let channels = channels(params.members);
     let timeout = Duration::from_millis(params.request_timeout_ms());
     let deadline_ms = faults_end_ms + params.recovery_bound_ms();
@@ -130,8 +196,15 @@ async fn observe_final_state(params: Params, recorder: SharedRecorder, faults_en
     while now_ms(&recorder) < deadline_ms {
         let mut kv = KvClient::new(channels[attempt % channels.len()].clone());
         attempt += 1;
-        let probe = pb::PutRequest { key: b"probe".to_vec().into(), value: b"alive".to_vec().into(), ..Default::default() };
-        if matches!(tokio::time::timeout(timeout, kv.put(probe)).await, Ok(Ok(_))) {
+        let probe = pb::PutRequest {
+            key: b"probe".to_vec().into(),
+            value: b"alive".to_vec().into(),
+            ..Default::default()
+        };
+        if matches!(
+            tokio::time::timeout(timeout, kv.put(probe)).await,
+            Ok(Ok(_))
+        ) {
             state.recovery_ms = Some(now_ms(&recorder) - faults_end_ms);
             break;
         }
@@ -140,13 +213,24 @@ async fn observe_final_state(params: Params, recorder: SharedRecorder, faults_en
     madsim::time::sleep(Duration::from_millis(SETTLE_MS)).await;
     for attempt in 0..30 {
         let mut kv = KvClient::new(channels[attempt % channels.len()].clone());
-        let range = pb::RangeRequest { key: KEY_PREFIX.as_bytes().to_vec().into(), range_end: b"k0".to_vec().into(), ..Default::default() };
+        let range = pb::RangeRequest {
+            key: KEY_PREFIX.as_bytes().to_vec().into(),
+            range_end: b"k0".to_vec().into(),
+            ..Default::default()
+        };
         if let Ok(Ok(response)) = tokio::time::timeout(timeout, kv.range(range)).await {
             let response = response.into_inner();
             state.revision = response.header.map_or(0, |header| header.revision);
             for kv in response.kvs {
-                let observed = crate::history::Observed { value: String::from_utf8_lossy(&kv.value).into_owned(), mod_revision: kv.mod_revision, create_revision: kv.create_revision, version: kv.version };
-                state.keys.insert(String::from_utf8_lossy(&kv.key).into_owned(), observed);
+                let observed = crate::history::Observed {
+                    value: String::from_utf8_lossy(&kv.value).into_owned(),
+                    mod_revision: kv.mod_revision,
+                    create_revision: kv.create_revision,
+                    version: kv.version,
+                };
+                state
+                    .keys
+                    .insert(String::from_utf8_lossy(&kv.key).into_owned(), observed);
             }
             break;
         }
@@ -156,7 +240,14 @@ async fn observe_final_state(params: Params, recorder: SharedRecorder, faults_en
     for (member, channel) in channels.iter().enumerate() {
         for _ in 0..40 {
             let mut maintenance = MaintenanceClient::new(channel.clone());
-            if let Ok(Ok(response)) = tokio::time::timeout(timeout, maintenance.hash_kv(pb::HashKvRequest { revision: state.hash_revision })).await {
+            if let Ok(Ok(response)) = tokio::time::timeout(
+                timeout,
+                maintenance.hash_kv(pb::HashKvRequest {
+                    revision: state.hash_revision,
+                }),
+            )
+            .await
+            {
                 state.hashes.push((member + 1, response.into_inner().hash));
                 break;
             }
@@ -164,11 +255,29 @@ async fn observe_final_state(params: Params, recorder: SharedRecorder, faults_en
         }
     }
     let expiry_check_ms = faults_end_ms + params.lease_expiry_bound_ms();
-    madsim::time::sleep(Duration::from_millis(expiry_check_ms.saturating_sub(now_ms(&recorder)))).await;
-    let lease_keys: Vec<String> = recorder.lock().unwrap().history.leases.iter().map(|log| log.key.clone()).collect();
+    madsim::time::sleep(Duration::from_millis(
+        expiry_check_ms.saturating_sub(now_ms(&recorder)),
+    ))
+    .await;
+    let lease_keys: Vec<String> = recorder
+        .lock()
+        .unwrap()
+        .history
+        .leases
+        .iter()
+        .map(|log| log.key.clone())
+        .collect();
     for (position, key) in lease_keys.iter().enumerate() {
         let mut kv = KvClient::new(channels[position % channels.len()].clone());
-        if let Ok(Ok(response)) = tokio::time::timeout(timeout, kv.range(pb::RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() })).await {
+        if let Ok(Ok(response)) = tokio::time::timeout(
+            timeout,
+            kv.range(pb::RangeRequest {
+                key: key.as_bytes().to_vec().into(),
+                ..Default::default()
+            }),
+        )
+        .await
+        {
             let present = !response.into_inner().kvs.is_empty();
             recorder.lock().unwrap().history.leases[position].present_at_end = Some(present);
         }

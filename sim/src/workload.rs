@@ -2,10 +2,15 @@
 //! compare-and-swaps on a small key space, watchers from past revisions with progress
 //! requests, lease clients with short TTLs, and a compactor. Everything is recorded.
 
-use crate::history::{History, LeaseLog, Millis, Observed, Operation, Request, Response, WatchEvent, WatchLog, WatchMessage};
+use crate::history::{
+    History, LeaseLog, Millis, Observed, Operation, Request, Response, WatchEvent, WatchLog,
+    WatchMessage,
+};
 use crate::member::client_url;
 use crate::params::Params;
-use cairn::api::pb::etcdserverpb::{self as pb, kv_client::KvClient, lease_client::LeaseClient, watch_client::WatchClient};
+use cairn::api::pb::etcdserverpb::{
+    self as pb, kv_client::KvClient, lease_client::LeaseClient, watch_client::WatchClient,
+};
 use cairn::api::pb::mvccpb;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -27,7 +32,11 @@ pub type SharedRecorder = Arc<Mutex<Recorder>>;
 
 impl Recorder {
     pub fn new() -> SharedRecorder {
-        Arc::new(Mutex::new(Recorder { start: madsim::time::Instant::now(), history: History::default(), trace: Vec::new() }))
+        Arc::new(Mutex::new(Recorder {
+            start: madsim::time::Instant::now(),
+            history: History::default(),
+            trace: Vec::new(),
+        }))
     }
 
     pub fn now_ms(&self) -> Millis {
@@ -47,11 +56,19 @@ pub fn now_ms(recorder: &SharedRecorder) -> Millis {
 /// Lazily connected channels to every member's client URL.
 pub fn channels(members: usize) -> Vec<Channel> {
     (1..=members as u8)
-        .map(|index| Endpoint::from_shared(client_url(index)).expect("valid URL").connect_timeout(Duration::from_secs(1)).connect_lazy())
+        .map(|index| {
+            Endpoint::from_shared(client_url(index))
+                .expect("valid URL")
+                .connect_timeout(Duration::from_secs(1))
+                .connect_lazy()
+        })
         .collect()
 }
 
-async fn with_timeout<T>(params: &Params, call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Result<T, String> {
+async fn with_timeout<T>(
+    params: &Params,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, String> {
     match tokio::time::timeout(Duration::from_millis(params.request_timeout_ms()), call).await {
         Err(_) => Err("timed out".to_string()),
         Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
@@ -60,7 +77,12 @@ async fn with_timeout<T>(params: &Params, call: impl std::future::Future<Output 
 }
 
 fn observed(kv: &mvccpb::KeyValue) -> Observed {
-    Observed { value: String::from_utf8_lossy(&kv.value).into_owned(), mod_revision: kv.mod_revision, create_revision: kv.create_revision, version: kv.version }
+    Observed {
+        value: String::from_utf8_lossy(&kv.value).into_owned(),
+        mod_revision: kv.mod_revision,
+        create_revision: kv.create_revision,
+        version: kv.version,
+    }
 }
 
 fn revision_of(header: &Option<pb::ResponseHeader>) -> i64 {
@@ -69,8 +91,12 @@ fn revision_of(header: &Option<pb::ResponseHeader>) -> i64 {
 
 /// One KV client until `stop_ms`.
 pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder, stop_ms: Millis) {
-    let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(31).wrapping_add(client as u64));
-    let clients: Vec<KvClient<Channel>> = channels(params.members).into_iter().map(KvClient::new).collect();
+    let mut random =
+        SmallRng::seed_from_u64(params.seed.wrapping_mul(31).wrapping_add(client as u64));
+    let clients: Vec<KvClient<Channel>> = channels(params.members)
+        .into_iter()
+        .map(KvClient::new)
+        .collect();
     let mut last_mod: std::collections::BTreeMap<String, i64> = Default::default();
     let mut sequence = 0;
     while now_ms(&recorder) < stop_ms {
@@ -80,12 +106,21 @@ pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder,
         let roll = random.gen_range(0..100);
         let request = if roll < params.gets_percent {
             let serializable = random.gen_range(0..100) < params.serializable_gets_percent;
-            Request::Get { key, linearizable: !serializable }
+            Request::Get {
+                key,
+                linearizable: !serializable,
+            }
         } else if roll < params.gets_percent + params.deletes_percent {
             Request::Delete { key }
-        } else if roll < params.gets_percent + params.deletes_percent + params.compare_and_swaps_percent {
+        } else if roll
+            < params.gets_percent + params.deletes_percent + params.compare_and_swaps_percent
+        {
             let expected = last_mod.get(&key).copied().unwrap_or(0);
-            Request::CompareAndSwap { key, expected, value }
+            Request::CompareAndSwap {
+                key,
+                expected,
+                value,
+            }
         } else {
             Request::Put { key, value }
         };
@@ -93,17 +128,33 @@ pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder,
         let invoked_ms = now_ms(&recorder);
         let response = execute(&params, &mut kv, &request).await;
         if let Response::Read { found, .. } = &response {
-            last_mod.insert(request.key().to_string(), found.as_ref().map_or(0, |observed| observed.mod_revision));
+            last_mod.insert(
+                request.key().to_string(),
+                found.as_ref().map_or(0, |observed| observed.mod_revision),
+            );
         }
         // The deliberately wrong workload: a serializable read recorded as linearizable.
         let request = match request {
-            Request::Get { key, linearizable: false } if params.serializable_recorded_as_linearizable => Request::Get { key, linearizable: true },
+            Request::Get {
+                key,
+                linearizable: false,
+            } if params.serializable_recorded_as_linearizable => Request::Get {
+                key,
+                linearizable: true,
+            },
             other => other,
         };
         {
             let mut recorder = recorder.lock().unwrap();
             let id = recorder.history.operations.len();
-            let operation = Operation { id, client, request, invoked_ms, completed_ms: recorder.now_ms(), response };
+            let operation = Operation {
+                id,
+                client,
+                request,
+                invoked_ms,
+                completed_ms: recorder.now_ms(),
+                response,
+            };
             recorder.note(format!("op {operation:?}"));
             recorder.history.operations.push(operation);
         }
@@ -114,24 +165,87 @@ pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder,
 async fn execute(params: &Params, kv: &mut KvClient<Channel>, request: &Request) -> Response {
     let bytes = |text: &str| text.as_bytes().to_vec().into();
     match request {
-        Request::Put { key, value } => match with_timeout(params, kv.put(pb::PutRequest { key: bytes(key), value: bytes(value), ..Default::default() })).await {
-            Ok(response) => Response::Written { revision: revision_of(&response.header), changed: true },
+        Request::Put { key, value } => match with_timeout(
+            params,
+            kv.put(pb::PutRequest {
+                key: bytes(key),
+                value: bytes(value),
+                ..Default::default()
+            }),
+        )
+        .await
+        {
+            Ok(response) => Response::Written {
+                revision: revision_of(&response.header),
+                changed: true,
+            },
             Err(error) => Response::Indeterminate(error),
         },
-        Request::Delete { key } => match with_timeout(params, kv.delete_range(pb::DeleteRangeRequest { key: bytes(key), ..Default::default() })).await {
-            Ok(response) => Response::Written { revision: revision_of(&response.header), changed: response.deleted > 0 },
+        Request::Delete { key } => match with_timeout(
+            params,
+            kv.delete_range(pb::DeleteRangeRequest {
+                key: bytes(key),
+                ..Default::default()
+            }),
+        )
+        .await
+        {
+            Ok(response) => Response::Written {
+                revision: revision_of(&response.header),
+                changed: response.deleted > 0,
+            },
             Err(error) => Response::Indeterminate(error),
         },
-        Request::CompareAndSwap { key, expected, value } => {
-            let compare = pb::Compare { key: bytes(key), target: pb::compare::CompareTarget::Mod as i32, result: pb::compare::CompareResult::Equal as i32, target_union: Some(pb::compare::TargetUnion::ModRevision(*expected)), range_end: Default::default() };
-            let put = pb::RequestOp { request: Some(pb::request_op::Request::RequestPut(pb::PutRequest { key: bytes(key), value: bytes(value), ..Default::default() })) };
-            match with_timeout(params, kv.txn(pb::TxnRequest { compare: vec![compare], success: vec![put], failure: Vec::new() })).await {
-                Ok(response) => Response::Written { revision: revision_of(&response.header), changed: response.succeeded },
+        Request::CompareAndSwap {
+            key,
+            expected,
+            value,
+        } => {
+            let compare = pb::Compare {
+                key: bytes(key),
+                target: pb::compare::CompareTarget::Mod as i32,
+                result: pb::compare::CompareResult::Equal as i32,
+                target_union: Some(pb::compare::TargetUnion::ModRevision(*expected)),
+                range_end: Default::default(),
+            };
+            let put = pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                    key: bytes(key),
+                    value: bytes(value),
+                    ..Default::default()
+                })),
+            };
+            match with_timeout(
+                params,
+                kv.txn(pb::TxnRequest {
+                    compare: vec![compare],
+                    success: vec![put],
+                    failure: Vec::new(),
+                }),
+            )
+            .await
+            {
+                Ok(response) => Response::Written {
+                    revision: revision_of(&response.header),
+                    changed: response.succeeded,
+                },
                 Err(error) => Response::Indeterminate(error),
             }
         }
-        Request::Get { key, linearizable } => match with_timeout(params, kv.range(pb::RangeRequest { key: bytes(key), serializable: !linearizable, ..Default::default() })).await {
-            Ok(response) => Response::Read { revision: revision_of(&response.header), found: response.kvs.first().map(observed) },
+        Request::Get { key, linearizable } => match with_timeout(
+            params,
+            kv.range(pb::RangeRequest {
+                key: bytes(key),
+                serializable: !linearizable,
+                ..Default::default()
+            }),
+        )
+        .await
+        {
+            Ok(response) => Response::Read {
+                revision: revision_of(&response.header),
+                found: response.kvs.first().map(observed),
+            },
             Err(error) => Response::ReadFailed(error),
         },
     }
@@ -144,24 +258,52 @@ fn watch_event(event: &mvccpb::Event) -> WatchEvent {
         key: String::from_utf8_lossy(&kv.key).into_owned(),
         revision: kv.mod_revision,
         value: (!is_delete).then(|| String::from_utf8_lossy(&kv.value).into_owned()),
-        prev_value: event.prev_kv.as_ref().map(|prev| String::from_utf8_lossy(&prev.value).into_owned()),
+        prev_value: event
+            .prev_kv
+            .as_ref()
+            .map(|prev| String::from_utf8_lossy(&prev.value).into_owned()),
     }
 }
 
 /// One watcher on the key space until `stop_ms`, resuming after every break.
-pub async fn run_watcher(watcher: usize, params: Params, recorder: SharedRecorder, stop_ms: Millis) {
-    let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(37).wrapping_add(watcher as u64));
+pub async fn run_watcher(
+    watcher: usize,
+    params: Params,
+    recorder: SharedRecorder,
+    stop_ms: Millis,
+) {
+    let mut random =
+        SmallRng::seed_from_u64(params.seed.wrapping_mul(37).wrapping_add(watcher as u64));
     let channels = channels(params.members);
-    let mut log = WatchLog { watcher, prefix: KEY_PREFIX.to_string(), with_prev_kv: true, messages: Vec::new() };
+    let mut log = WatchLog {
+        watcher,
+        prefix: KEY_PREFIX.to_string(),
+        with_prev_kv: true,
+        messages: Vec::new(),
+    };
     // Start from the beginning of history or from now.
     let mut next_start: i64 = if random.gen_bool(0.5) { 1 } else { 0 };
     let timeout = Duration::from_millis(params.request_timeout_ms());
     while now_ms(&recorder) < stop_ms {
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
-        let create = pb::WatchCreateRequest { key: KEY_PREFIX.as_bytes().to_vec().into(), range_end: KEY_PREFIX_END.as_bytes().to_vec().into(), start_revision: next_start, prev_kv: true, ..Default::default() };
-        let _ = sender.send(pb::WatchRequest { request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)) }).await;
+        let create = pb::WatchCreateRequest {
+            key: KEY_PREFIX.as_bytes().to_vec().into(),
+            range_end: KEY_PREFIX_END.as_bytes().to_vec().into(),
+            start_revision: next_start,
+            prev_kv: true,
+            ..Default::default()
+        };
+        let _ = sender
+            .send(pb::WatchRequest {
+                request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
+            })
+            .await;
         let mut client = WatchClient::new(channels[random.gen_range(0..channels.len())].clone());
-        let opened = tokio::time::timeout(timeout, client.watch(tokio_stream::wrappers::ReceiverStream::new(receiver))).await;
+        let opened = tokio::time::timeout(
+            timeout,
+            client.watch(tokio_stream::wrappers::ReceiverStream::new(receiver)),
+        )
+        .await;
         let Ok(Ok(stream)) = opened else {
             log.messages.push(WatchMessage::Broken);
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -173,7 +315,11 @@ pub async fn run_watcher(watcher: usize, params: Params, recorder: SharedRecorde
                 break;
             }
             if random.gen_bool(0.2) {
-                let progress = pb::WatchRequest { request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(pb::WatchProgressRequest {})) };
+                let progress = pb::WatchRequest {
+                    request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
+                        pb::WatchProgressRequest {},
+                    )),
+                };
                 let _ = sender.try_send(progress);
             }
             let message = match tokio::time::timeout(timeout, stream.message()).await {
@@ -185,25 +331,36 @@ pub async fn run_watcher(watcher: usize, params: Params, recorder: SharedRecorde
             };
             let header_revision = revision_of(&message.header);
             let recorded = if message.created && !message.canceled {
-                let start_revision = if next_start > 0 { next_start } else { header_revision + 1 };
+                let start_revision = if next_start > 0 {
+                    next_start
+                } else {
+                    header_revision + 1
+                };
                 next_start = start_revision;
                 WatchMessage::Created { start_revision }
             } else if message.canceled && message.compact_revision > 0 {
                 next_start = message.compact_revision;
-                log.messages.push(WatchMessage::Compacted { compact_revision: message.compact_revision });
+                log.messages.push(WatchMessage::Compacted {
+                    compact_revision: message.compact_revision,
+                });
                 break;
             } else if message.canceled {
                 log.messages.push(WatchMessage::Broken);
                 break;
             } else if message.watch_id == cairn::watch::PROGRESS_WATCH_ID {
                 next_start = next_start.max(header_revision + 1);
-                WatchMessage::Progress { revision: header_revision }
+                WatchMessage::Progress {
+                    revision: header_revision,
+                }
             } else {
                 let events: Vec<WatchEvent> = message.events.iter().map(watch_event).collect();
                 if let Some(last) = events.last() {
                     next_start = last.revision + 1;
                 }
-                WatchMessage::Events { header_revision, events }
+                WatchMessage::Events {
+                    header_revision,
+                    events,
+                }
             };
             log.messages.push(recorded);
         }
@@ -215,12 +372,22 @@ pub async fn run_watcher(watcher: usize, params: Params, recorder: SharedRecorde
 
 /// One lease client: a short-TTL lease holding one key, kept alive for a while, then
 /// abandoned; the key is read throughout.
-pub async fn run_lease_client(index: usize, params: Params, recorder: SharedRecorder, stop_ms: Millis) {
-    let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(41).wrapping_add(index as u64));
+pub async fn run_lease_client(
+    index: usize,
+    params: Params,
+    recorder: SharedRecorder,
+    stop_ms: Millis,
+) {
+    let mut random =
+        SmallRng::seed_from_u64(params.seed.wrapping_mul(41).wrapping_add(index as u64));
     let channels = channels(params.members);
     let ttl_seconds = params.lease_ttl_seconds();
     let key = format!("l/{index}");
-    let mut log = LeaseLog { key: key.clone(), ttl_seconds, ..LeaseLog::default() };
+    let mut log = LeaseLog {
+        key: key.clone(),
+        ttl_seconds,
+        ..LeaseLog::default()
+    };
     let abandon_ms = random.gen_range(0..stop_ms.max(1));
     let mut lease_id = 0;
     while now_ms(&recorder) < stop_ms {
@@ -228,23 +395,44 @@ pub async fn run_lease_client(index: usize, params: Params, recorder: SharedReco
         let (mut leases, mut kv) = (LeaseClient::new(channel.clone()), KvClient::new(channel));
         let invoked = now_ms(&recorder);
         if lease_id == 0 {
-            if let Ok(granted) = with_timeout(&params, leases.lease_grant(pb::LeaseGrantRequest { ttl: ttl_seconds, id: 0 })).await {
+            if let Ok(granted) = with_timeout(
+                &params,
+                leases.lease_grant(pb::LeaseGrantRequest {
+                    ttl: ttl_seconds,
+                    id: 0,
+                }),
+            )
+            .await
+            {
                 log.renewals.push((invoked, now_ms(&recorder)));
                 lease_id = granted.id;
             }
         } else if log.attached_ms.is_none() {
-            let put = pb::PutRequest { key: key.as_bytes().to_vec().into(), value: b"held".to_vec().into(), lease: lease_id, ..Default::default() };
+            let put = pb::PutRequest {
+                key: key.as_bytes().to_vec().into(),
+                value: b"held".to_vec().into(),
+                lease: lease_id,
+                ..Default::default()
+            };
             if with_timeout(&params, kv.put(put)).await.is_ok() {
                 log.attached_ms = Some(now_ms(&recorder));
             }
         } else if invoked < abandon_ms {
             let (sender, receiver) = tokio::sync::mpsc::channel(1);
-            let _ = sender.send(pb::LeaseKeepAliveRequest { id: lease_id }).await;
+            let _ = sender
+                .send(pb::LeaseKeepAliveRequest { id: lease_id })
+                .await;
             let renewed = async {
-                let mut stream = leases.lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver)).await?.into_inner();
+                let mut stream = leases
+                    .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
+                    .await?
+                    .into_inner();
                 stream.message().await
             };
-            if let Ok(Ok(Some(response))) = tokio::time::timeout(Duration::from_millis(params.request_timeout_ms()), renewed).await {
+            if let Ok(Ok(Some(response))) =
+                tokio::time::timeout(Duration::from_millis(params.request_timeout_ms()), renewed)
+                    .await
+            {
                 if response.ttl > 0 {
                     log.renewals.push((invoked, now_ms(&recorder)));
                 }
@@ -254,8 +442,17 @@ pub async fn run_lease_client(index: usize, params: Params, recorder: SharedReco
         }
         if log.attached_ms.is_some() {
             let read_invoked = now_ms(&recorder);
-            if let Ok(response) = with_timeout(&params, kv.range(pb::RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() })).await {
-                log.reads.push((read_invoked, now_ms(&recorder), !response.kvs.is_empty()));
+            if let Ok(response) = with_timeout(
+                &params,
+                kv.range(pb::RangeRequest {
+                    key: key.as_bytes().to_vec().into(),
+                    ..Default::default()
+                }),
+            )
+            .await
+            {
+                log.reads
+                    .push((read_invoked, now_ms(&recorder), !response.kvs.is_empty()));
             }
         }
         tokio::time::sleep(Duration::from_millis(ttl_seconds as u64 * 1000 / 4)).await;
@@ -275,11 +472,32 @@ pub async fn run_compactor(params: Params, recorder: SharedRecorder, stop_ms: Mi
     while now_ms(&recorder) < stop_ms {
         tokio::time::sleep(Duration::from_millis(random.gen_range(1000..4000))).await;
         let mut kv = KvClient::new(channels[random.gen_range(0..channels.len())].clone());
-        let Ok(current) = with_timeout(&params, kv.range(pb::RangeRequest { key: b"k/".to_vec().into(), count_only: true, ..Default::default() })).await else { continue };
+        let Ok(current) = with_timeout(
+            &params,
+            kv.range(pb::RangeRequest {
+                key: b"k/".to_vec().into(),
+                count_only: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        else {
+            continue;
+        };
         let target = revision_of(&current.header) - random.gen_range(5..50);
         if target > 1 {
-            let outcome = with_timeout(&params, kv.compact(pb::CompactionRequest { revision: target, physical: false })).await;
-            recorder.lock().unwrap().note(format!("compact {target}: {:?}", outcome.map(|_| ())));
+            let outcome = with_timeout(
+                &params,
+                kv.compact(pb::CompactionRequest {
+                    revision: target,
+                    physical: false,
+                }),
+            )
+            .await;
+            recorder
+                .lock()
+                .unwrap()
+                .note(format!("compact {target}: {:?}", outcome.map(|_| ())));
         }
     }
 }

@@ -12,7 +12,8 @@ pub fn check(history: &History, expiry_bound_ms: Millis) -> Vec<Violation> {
     let mut violations = Vec::new();
     for log in &history.leases {
         let ttl_ms = log.ttl_seconds as Millis * 1000;
-        let Some(attached_ms) = log.attached_ms else { continue };
+        // Reads only count once the key was acknowledged as attached to the lease.
+        let attached_ms = log.attached_ms.unwrap_or(Millis::MAX);
         for (read_invoked, read_completed, present) in &log.reads {
             if *present || *read_invoked < attached_ms {
                 continue;

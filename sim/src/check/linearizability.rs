@@ -174,8 +174,29 @@ fn check_result(
                 .map_or(0, |(revision, _)| revision);
             let maybe_deleted = current != 0
                 && *expected == 0
-                && known.unobserved_delete_possible(history, key, current, state_at, operation.completed_ms);
-            if (current == *expected || (maybe_deleted && *changed)) != *changed {
+                && known.unobserved_delete_possible(
+                    history,
+                    key,
+                    current,
+                    state_at,
+                    operation.completed_ms,
+                );
+            // A failed compare is also explained by any unanswered write landing unseen.
+            let maybe_changed = current == *expected
+                && known.unobserved_write_possible(
+                    history,
+                    key,
+                    current,
+                    state_at,
+                    operation.completed_ms,
+                    false,
+                );
+            let consistent = if *changed {
+                current == *expected || maybe_deleted
+            } else {
+                current != *expected || maybe_changed
+            };
+            if !consistent {
                 violations.push(Violation::new(NAME, format!("op {} compare-and-swap on {key} expecting mod_revision {expected} {} but the key's mod_revision at revision {state_at} was {current}", operation.id, if *changed { "succeeded" } else { "failed" })));
             }
         }

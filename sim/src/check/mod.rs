@@ -165,10 +165,35 @@ impl KnownWrites {
     /// Whether a delete of `key` whose client got no answer, invoked before `before_ms` and
     /// not yet placed anywhere, could have taken effect in (`after`, `through`]: some
     /// revision there must be unclaimed by known writes.
-    pub fn unobserved_delete_possible(&self, history: &History, key: &str, after: Revision, through: Revision, before_ms: Millis) -> bool {
-        let bound: Vec<usize> = self.by_revision.values().map(|write| write.operation).collect();
+    pub fn unobserved_delete_possible(
+        &self,
+        history: &History,
+        key: &str,
+        after: Revision,
+        through: Revision,
+        before_ms: Millis,
+    ) -> bool {
+        self.unobserved_write_possible(history, key, after, through, before_ms, true)
+    }
+
+    /// Like `unobserved_delete_possible`, for any write (or only deletes).
+    pub fn unobserved_write_possible(
+        &self,
+        history: &History,
+        key: &str,
+        after: Revision,
+        through: Revision,
+        before_ms: Millis,
+        deletes_only: bool,
+    ) -> bool {
+        let bound: Vec<usize> = self
+            .by_revision
+            .values()
+            .map(|write| write.operation)
+            .collect();
         let candidate = history.operations.iter().any(|operation| {
-            matches!(operation.request, Request::Delete { .. })
+            (operation.request.is_write()
+                && (!deletes_only || matches!(operation.request, Request::Delete { .. })))
                 && matches!(operation.response, Response::Indeterminate(_))
                 && operation.request.key() == key
                 && operation.invoked_ms < before_ms

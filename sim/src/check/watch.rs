@@ -113,14 +113,15 @@ fn check_log(log: &WatchLog, known: &KnownWrites, violations: &mut Vec<Violation
                 last_revision = last_revision.max(*revision);
             }
             WatchMessage::Compacted { compact_revision } => {
-                // History before the compaction is gone: completeness restarts there.
+                // A watcher overtaken by compaction is told so and loses what it had not
+                // received: complete up to what it got, then again from the compaction point.
                 check_complete(
                     watcher,
                     log,
                     known,
                     &seen,
                     complete_from,
-                    compact_revision - 1,
+                    last_revision,
                     violations,
                 );
                 complete_from = Some(*compact_revision);
