@@ -66,22 +66,23 @@ fn three_members_bootstrap_list_status_and_replicate() {
             );
         }
     }
-    let hashes: Vec<String> = cluster
-        .members
-        .iter()
-        .map(|member| {
-            member
-                .ok(&["endpoint", "hashkv", "-w", "json"])
-                .split("\"hash\":")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let hashes = cluster.hashes();
     assert!(hashes.iter().all(|hash| *hash == hashes[0]), "{hashes:?}");
+    // Leadership moves to a follower on request, as `etcdctl move-leader` asks.
+    let old_leader = cluster.leader();
+    let target = (old_leader + 1) % 3;
+    let list = cluster.members[0].ok(&["member", "list"]);
+    let target_hex = list
+        .lines()
+        .find(|line| line.contains(&cluster.members[target].endpoint()))
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let moved = cluster.members[old_leader].ok(&["move-leader", &target_hex]);
+    assert!(moved.contains("Leadership transferred"), "{moved}");
+    assert_eq!(cluster.leader(), target);
     // Leases and watches work through followers too.
     let follower = (cluster.leader() + 1) % 3;
     let granted = cluster.members[follower].ok(&["lease", "grant", "30"]);
@@ -217,21 +218,7 @@ async fn leader_kill_9_under_load_loses_nothing_and_hashes_agree() {
             );
         }
     }
-    let hashes: Vec<String> = cluster
-        .members
-        .iter()
-        .map(|member| {
-            member
-                .ok(&["endpoint", "hashkv", "-w", "json"])
-                .split("\"hash\":")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let hashes = cluster.hashes();
     assert!(
         hashes.iter().all(|hash| *hash == hashes[0]),
         "HashKV differs after recovery: {hashes:?}"

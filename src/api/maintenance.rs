@@ -117,14 +117,15 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        let node_status = self.context.node.status();
-        if request.into_inner().target_id == self.context.node.member_id() && node_status.is_leader
-        {
-            return Ok(Response::new(pb::MoveLeaderResponse {
-                header: self.context.header(self.context.current_revision()),
-            }));
-        }
-        Err(unimplemented("Maintenance.MoveLeader to another member"))
+        // As in etcd, only the leader moves leadership (etcdctl sends it there).
+        self.context
+            .node
+            .move_leader(request.into_inner().target_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.context.header(self.context.current_revision()),
+        }))
     }
 
     async fn downgrade(

@@ -102,7 +102,7 @@ impl Context {
     }
 
     pub fn current_revision(&self) -> Revision {
-        self.node.view().machine.store().current_revision()
+        self.node.current_revision()
     }
 
     /// etcd's gates before a request is served: a client that sent `hasleader: true` gets
@@ -159,13 +159,15 @@ pub fn status(error: EtcdError) -> Status {
         | EtcdError::PeerUrlExists
         | EtcdError::MemberNotLearner
         | EtcdError::LearnerNotReady
-        | EtcdError::NotEnoughStartedMembers => Code::FailedPrecondition,
+        | EtcdError::NotEnoughStartedMembers
+        | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
         EtcdError::NoLeader
         | EtcdError::LeaderChanged
         | EtcdError::Timeout
         | EtcdError::Stopped
         | EtcdError::NotSupportedForLearner
         | EtcdError::Unhealthy
+        | EtcdError::LeaderTransferTimeout
         | EtcdError::Storage(_) => Code::Unavailable,
     };
     Status::new(code, error.to_string())

@@ -87,6 +87,9 @@ pub enum Command {
     LeaseCheckpoint {
         checkpoints: Vec<LeaseCheckpoint>,
     },
+    /// Commands proposed together as one raft entry (one fsync); applied in order, each
+    /// with its own revision and its own outcome.
+    Batch(Vec<Command>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +130,8 @@ pub enum Outcome {
     LeaseCheckpointed,
     /// An entry with no command (raft's own blank or membership entries).
     Nothing,
+    /// One outcome per command of a `Command::Batch`, in order.
+    Batch(Vec<Applied>),
 }
 
 /// What applying one command produced, and the store revision after it.

@@ -99,6 +99,12 @@ impl StateMachine {
                     })
             }
             Command::LeaseRevoke { id } => self.revoke(*id).map(|()| Outcome::LeaseRevoked),
+            Command::Batch(commands) => Ok(Outcome::Batch(
+                commands
+                    .iter()
+                    .map(|command| self.apply(index, command))
+                    .collect(),
+            )),
             Command::LeaseCheckpoint { checkpoints } => {
                 for checkpoint in checkpoints {
                     self.leases

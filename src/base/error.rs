@@ -54,6 +54,10 @@ pub enum EtcdError {
     Unhealthy,
     #[error("etcdserver: re-configuration failed due to not enough started members")]
     NotEnoughStartedMembers,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    LeaderTransferTimeout,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
     #[error("etcdserver: invalid sort option")]

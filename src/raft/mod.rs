@@ -7,6 +7,7 @@ mod log_store;
 mod network;
 mod node;
 mod peer;
+mod proposer;
 mod read_index;
 mod state_machine;
 

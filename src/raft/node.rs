@@ -6,6 +6,7 @@
 use super::log_store::LogStore;
 use super::network::{call, PeerNetwork, PeerTransport};
 use super::peer::{Forwarded, MemberInfo, MembershipChange, PeerRequest, PeerResponse};
+use super::proposer::Proposer;
 use super::read_index::{finish_round, ReadBatcher};
 use super::state_machine::{AppliedState, SharedState, StateMachineStore};
 use super::TypeConfig;
@@ -77,6 +78,7 @@ pub struct RaftNode {
     config: Arc<RaftNodeConfig>,
     transport: Arc<dyn PeerTransport>,
     reads: Arc<ReadBatcher>,
+    proposer: Proposer,
 }
 
 impl RaftNode {
@@ -129,12 +131,30 @@ impl RaftNode {
                 .await
                 .map_err(|error| anyhow::anyhow!("bootstrapping raft: {error}"))?;
         }
+        // A member that is the only voter needs nobody's vote: campaign now instead of after a
+        // randomized election timeout (etcd advances election ticks at start for the same).
+        let sole_voter = {
+            let metrics = raft.metrics().borrow().clone();
+            let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+            voters == [config.member_id]
+        };
+        if sole_voter {
+            raft.trigger().elect().await?;
+        }
+        let request_timeout = config.request_timeout();
         Ok(RaftNode {
-            raft,
+            raft: raft.clone(),
             shared,
             config: Arc::new(config),
             transport,
             reads: Arc::default(),
+            proposer: Proposer::start(raft.clone(), move |raft, command| async move {
+                match tokio::time::timeout(request_timeout, raft.client_write(command)).await {
+                    Err(_) => Err(EtcdError::Timeout),
+                    Ok(Ok(response)) => Ok(response.data),
+                    Ok(Err(error)) => Err(write_error(error)),
+                }
+            }),
         })
     }
 
@@ -177,16 +197,10 @@ impl RaftNode {
 
     /// Proposes here, failing if this member is not the leader.
     pub async fn propose_on_leader(&self, command: Command) -> Result<Applied, EtcdError> {
-        match tokio::time::timeout(
-            self.config.request_timeout(),
-            self.raft.client_write(command),
-        )
-        .await
-        {
-            Err(_) => Err(EtcdError::Timeout),
-            Ok(Ok(response)) => Ok(response.data),
-            Ok(Err(error)) => Err(write_error(error)),
+        if !self.status().is_leader {
+            return Err(EtcdError::NotLeader);
         }
+        self.proposer.propose(command).await
     }
 
     /// Sends a request to the leader and returns its answer.
@@ -288,6 +302,11 @@ impl RaftNode {
 
     pub fn subscribe_revision(&self) -> watch::Receiver<Revision> {
         self.shared.subscribe_revision()
+    }
+
+    /// The store revision after the latest apply.
+    pub fn current_revision(&self) -> Revision {
+        self.shared.revision()
     }
 
     pub fn status(&self) -> NodeStatus {
@@ -455,6 +474,74 @@ impl RaftNode {
             Ok(Ok(_)) => {}
         }
         Ok((added, self.members()))
+    }
+
+    /// Moves leadership to voter `target` (etcd's MoveLeader; this member must lead): the
+    /// target must have the leader's whole log, is told to campaign, and wins because its
+    /// log is up to date; the call returns once this member sees it lead.
+    pub async fn move_leader(&self, target: MemberId) -> Result<(), EtcdError> {
+        let status = self.status();
+        if !status.is_leader {
+            return Err(EtcdError::NotLeader);
+        }
+        if target == self.config.member_id {
+            return Ok(());
+        }
+        let member = self
+            .members()
+            .into_iter()
+            .find(|member| member.id == target && !member.is_learner)
+            .ok_or(EtcdError::BadLeaderTransferee)?;
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout();
+        let mut metrics = self.raft.metrics();
+        loop {
+            let (matched, last) = {
+                let current = metrics.borrow();
+                let matched = current
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(&target).cloned().flatten())
+                    .map_or(0, |id| id.index);
+                (matched, current.last_log_index.unwrap_or(0))
+            };
+            if matched >= last {
+                break;
+            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero()
+                || tokio::time::timeout(remaining, metrics.changed())
+                    .await
+                    .is_err()
+            {
+                return Err(EtcdError::LeaderTransferTimeout);
+            }
+        }
+        let request = PeerRequest::Forward(Forwarded::Campaign);
+        match call(
+            self.transport.as_ref(),
+            target,
+            &member.node.peer_urls,
+            &request,
+            self.config.request_timeout(),
+        )
+        .await
+        {
+            Ok(PeerResponse::Campaigning(Ok(()))) => {}
+            _ => return Err(EtcdError::LeaderTransferTimeout),
+        }
+        loop {
+            if metrics.borrow().current_leader == Some(target) {
+                return Ok(());
+            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero()
+                || tokio::time::timeout(remaining, metrics.changed())
+                    .await
+                    .is_err()
+            {
+                return Err(EtcdError::LeaderTransferTimeout);
+            }
+        }
     }
 
     /// This member plus the voters in `members` that answer a probe now.

@@ -54,6 +54,8 @@ pub enum Forwarded {
     KeepAlive(LeaseId),
     TimeToLive(LeaseId),
     ChangeMembers(MembershipChange),
+    /// The leader asks this member to campaign now (leadership transfer).
+    Campaign,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +77,7 @@ pub enum PeerResponse {
     KeptAlive(Result<i64, EtcdError>),
     TimeToLive(Result<Option<(i64, i64)>, EtcdError>),
     MembersChanged(Result<(Option<MemberInfo>, Vec<MemberInfo>), EtcdError>),
+    Campaigning(Result<(), EtcdError>),
     ClusterInfo {
         cluster_id: u64,
         members: Vec<MemberInfo>,
@@ -143,6 +146,10 @@ impl PeerHandler {
             }
             PeerRequest::Forward(Forwarded::ChangeMembers(change)) => {
                 PeerResponse::MembersChanged(self.node.change_members_on_leader(change).await)
+            }
+            PeerRequest::Forward(Forwarded::Campaign) => {
+                let started = raft.trigger().elect().await.map_err(|_| EtcdError::Stopped);
+                PeerResponse::Campaigning(started)
             }
         }
     }

@@ -47,6 +47,11 @@ impl SharedState {
     pub fn subscribe_revision(&self) -> watch::Receiver<Revision> {
         self.revision.subscribe()
     }
+
+    /// The store revision after the latest apply, without copying any state.
+    pub fn revision(&self) -> Revision {
+        *self.revision.borrow()
+    }
 }
 
 pub struct StateMachineStore {

@@ -162,21 +162,8 @@ impl Wal {
         let wal = match segments.last().cloned() {
             None => Wal::create_first(disk, dir, segment_bytes_max)?,
             Some(last) => {
-                let active = disk
-                    .open_append(&last.path)
-                    .map_err(StorageError::io("open", &last.path))?;
-                let good_len = active.size_bytes();
-                let mut wal = Wal {
-                    disk,
-                    dir: dir.to_path_buf(),
-                    segment_bytes_max,
-                    segments,
-                    active,
-                    good_len,
-                    pending: Vec::new(),
-                    poisoned: false,
-                };
-                if good_len == 0 {
+                let mut wal = Wal::with_active(disk, dir, segment_bytes_max, segments, &last.path)?;
+                if wal.good_len == 0 {
                     // The last segment lost even its header in a crash: write it again.
                     wal.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
                     wal.sync()?;
@@ -187,30 +174,42 @@ impl Wal {
         Ok((wal, records))
     }
 
+    /// A log appending to `active_path` (the last of `segments`), created if missing.
+    fn with_active(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        segment_bytes_max: u64,
+        segments: Vec<Segment>,
+        active_path: &Path,
+    ) -> Result<Wal, StorageError> {
+        let active = disk
+            .open_append(active_path)
+            .map_err(StorageError::io("open", active_path))?;
+        let good_len = active.size_bytes();
+        Ok(Wal {
+            disk,
+            dir: dir.to_path_buf(),
+            segment_bytes_max,
+            segments,
+            active,
+            good_len,
+            pending: Vec::new(),
+            poisoned: false,
+        })
+    }
+
     fn create_first(
         disk: Arc<dyn Disk>,
         dir: &Path,
         segment_bytes_max: u64,
     ) -> Result<Wal, StorageError> {
         let path = dir.join(segment_name(0, 0));
-        let active = disk
-            .open_append(&path)
-            .map_err(StorageError::io("create", &path))?;
         let segments = vec![Segment {
             sequence: 0,
             first_index: 0,
-            path,
+            path: path.clone(),
         }];
-        let mut wal = Wal {
-            disk,
-            dir: dir.to_path_buf(),
-            segment_bytes_max,
-            segments,
-            active,
-            good_len: 0,
-            pending: Vec::new(),
-            poisoned: false,
-        };
+        let mut wal = Wal::with_active(disk, dir, segment_bytes_max, segments, &path)?;
         wal.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
         wal.sync()?;
         wal.disk

@@ -261,6 +261,22 @@ impl Cluster {
         }
     }
 
+    /// Every running member's HashKV at its current revision, as etcdctl prints it.
+    pub fn hashes(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|member| member.is_running())
+            .map(|member| {
+                let json = member.ok(&["endpoint", "hashkv", "-w", "json"]);
+                json.split("\"hash\":")
+                    .nth(1)
+                    .and_then(|rest| rest.split(',').next())
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()

@@ -88,8 +88,11 @@ fn check_real_time(points: &mut [Point], violations: &mut Vec<Violation>) {
                 *slot = Some((done.revision, done.operation));
             }
         }
-        if let Some((revision, operation)) = newest_write {
-            // A write after a write needs a higher revision; a read may share the revision.
+        for (earlier, what) in [(newest_write, "finished at"), (newest_read, "had read")] {
+            let Some((revision, operation)) = earlier else {
+                continue;
+            };
+            // A write needs a higher revision than anything before it; a read may share one.
             let too_low = if point.is_write {
                 point.revision <= revision
             } else {
@@ -98,26 +101,7 @@ fn check_real_time(points: &mut [Point], violations: &mut Vec<Violation>) {
             if too_low {
                 violations.push(Violation::new(
                     NAME,
-                    format!(
-                        "op {} at revision {} began after op {} finished at revision {revision}",
-                        point.operation, point.revision, operation
-                    ),
-                ));
-            }
-        }
-        if let Some((revision, operation)) = newest_read {
-            let too_low = if point.is_write {
-                point.revision <= revision
-            } else {
-                point.revision < revision
-            };
-            if too_low {
-                violations.push(Violation::new(
-                    NAME,
-                    format!(
-                        "op {} at revision {} began after op {} had read revision {revision}",
-                        point.operation, point.revision, operation
-                    ),
+                    format!("op {} at revision {} began after op {operation} {what} revision {revision}", point.operation, point.revision),
                 ));
             }
         }
