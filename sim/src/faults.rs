@@ -6,9 +6,10 @@ use crate::member::SimMember;
 use crate::params::FaultKind;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
-use madsim::runtime::Handle;
+use madsim::runtime::{Handle, NodeHandle};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::time::Duration;
 
 /// What is currently broken, so healing knows what to undo.
 #[derive(Debug, Default)]
@@ -19,20 +20,24 @@ pub struct FaultState {
     /// Members whose disk or fsync was broken: their raft stopped; they need a restart.
     broken_disks: Vec<usize>,
     packet_loss: bool,
+    latency: bool,
 }
 
 pub struct Faults<'a> {
     pub handle: &'a Handle,
     pub members: &'a [SimMember],
     pub state: FaultState,
+    /// A client node for faults that are requests (leader transfer).
+    operator: NodeHandle,
 }
 
 impl<'a> Faults<'a> {
-    pub fn new(handle: &'a Handle, members: &'a [SimMember]) -> Self {
+    pub fn new(handle: &'a Handle, members: &'a [SimMember], operator: NodeHandle) -> Self {
         Faults {
             handle,
             members,
             state: FaultState::default(),
+            operator,
         }
     }
 
@@ -79,6 +84,22 @@ impl<'a> Faults<'a> {
                 NetSim::current().update_config(|config| config.packet_loss_rate = rate);
                 self.state.packet_loss = true;
                 format!("packet loss {:.0}%", rate * 100.0)
+            }
+            FaultKind::Latency => {
+                let low = random.gen_range(5..50);
+                let high = low + random.gen_range(1..150);
+                NetSim::current().update_config(|config| {
+                    config.send_latency = Duration::from_millis(low)..Duration::from_millis(high)
+                });
+                self.state.latency = true;
+                format!("latency {low}..{high} ms")
+            }
+            FaultKind::LeaderTransfer if count > 1 => {
+                // Asked like an operator would: from a client node, to whoever leads now.
+                let members = count;
+                let seed = random.gen();
+                self.operator.spawn(transfer_leadership(members, seed));
+                "leader transfer requested".to_string()
             }
             FaultKind::Kill => {
                 let victim = order[0];
@@ -143,6 +164,11 @@ impl<'a> Faults<'a> {
         if std::mem::take(&mut self.state.packet_loss) {
             net.update_config(|config| config.packet_loss_rate = 0.0);
         }
+        if std::mem::take(&mut self.state.latency) {
+            net.update_config(|config| {
+                config.send_latency = madsim::net::Config::default().send_latency
+            });
+        }
         for paused in self.state.paused.drain(..) {
             self.handle.resume(self.members[paused].node.id());
         }
@@ -170,4 +196,49 @@ impl<'a> Faults<'a> {
 
 fn indexes(members: &[usize]) -> Vec<usize> {
     members.iter().map(|member| member + 1).collect()
+}
+
+/// Finds the leader and asks it to move leadership to another voter chosen by `seed`.
+async fn transfer_leadership(members: usize, seed: u64) {
+    use cairn::api::pb::etcdserverpb::{
+        cluster_client::ClusterClient, maintenance_client::MaintenanceClient, MemberListRequest,
+        MoveLeaderRequest, StatusRequest,
+    };
+    let timeout = Duration::from_secs(3);
+    for channel in crate::workload::channels(members) {
+        let mut maintenance = MaintenanceClient::new(channel.clone());
+        let Ok(Ok(status)) =
+            tokio::time::timeout(timeout, maintenance.status(StatusRequest {})).await
+        else {
+            continue;
+        };
+        let status = status.into_inner();
+        let own_id = status.header.map_or(0, |header| header.member_id);
+        if status.leader == 0 || status.leader != own_id {
+            continue;
+        }
+        let listed = tokio::time::timeout(
+            timeout,
+            ClusterClient::new(channel).member_list(MemberListRequest {
+                linearizable: false,
+            }),
+        )
+        .await;
+        let Ok(Ok(list)) = listed else { return };
+        let voters: Vec<u64> = list
+            .into_inner()
+            .members
+            .iter()
+            .filter(|member| !member.is_learner && member.id != own_id)
+            .map(|member| member.id)
+            .collect();
+        if let Some(target) = voters.get(seed as usize % voters.len().max(1)) {
+            let _ = tokio::time::timeout(
+                timeout,
+                maintenance.move_leader(MoveLeaderRequest { target_id: *target }),
+            )
+            .await;
+        }
+        return;
+    }
 }

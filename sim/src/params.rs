@@ -25,9 +25,13 @@ pub enum FaultKind {
     DiskFull,
     /// A member's fsync fails.
     FailingFsync,
+    /// Network latency raised for a while.
+    Latency,
+    /// Leadership moved to another voter (etcd's MoveLeader) under load.
+    LeaderTransfer,
 }
 
-pub const ALL_FAULTS: [FaultKind; 9] = [
+pub const ALL_FAULTS: [FaultKind; 11] = [
     FaultKind::Partition,
     FaultKind::Isolate,
     FaultKind::OneWay,
@@ -37,6 +41,8 @@ pub const ALL_FAULTS: [FaultKind; 9] = [
     FaultKind::Pause,
     FaultKind::DiskFull,
     FaultKind::FailingFsync,
+    FaultKind::Latency,
+    FaultKind::LeaderTransfer,
 ];
 
 impl FaultKind {

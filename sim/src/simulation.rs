@@ -43,7 +43,22 @@ pub fn run(params: &Params) -> Outcome {
         runtime.block_on(simulate(params))
     })
     .join()
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    .unwrap_or_else(|panic| {
+        // A member that panics has hit an invariant (openraft's or Cairn's): a violation.
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+            .unwrap_or_default();
+        let detail = format!("a member stopped on a broken invariant: {message}");
+        Outcome {
+            trace_hash: fnv1a(std::slice::from_ref(&detail)),
+            trace: vec![detail.clone()],
+            violations: vec![Violation::new("invariant", detail)],
+            simulated_ms: 0,
+            operations: 0,
+        }
+    })
 }
 
 fn fnv1a(lines: &[String]) -> u64 {
@@ -117,7 +132,8 @@ async fn simulate(params: Params) -> Outcome {
             stop_ms,
         )));
     }
-    let mut faults = Faults::new(&handle, &members);
+    let operator = client_node("operator".to_string());
+    let mut faults = Faults::new(&handle, &members, operator);
     let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(47));
     if !params.faults.is_empty() {
         while now_ms(&recorder) + params.fault_interval_ms < stop_ms {

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
+/// A response that takes longer than this counts as an error (a benchmark never hangs).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Workload {
     Put,
@@ -231,25 +234,35 @@ async fn keepalive_client(
     };
     let id = granted.into_inner().id;
     let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    let Ok(stream) = leases
-        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
-        .await
-    else {
+    // The first request goes out before the stream is opened: grpc-go servers (etcd) send
+    // response headers only with their first response, so waiting for headers first would
+    // wait forever.
+    let mut started = Instant::now();
+    let _ = sender.send(pb::LeaseKeepAliveRequest { id }).await;
+    let opened = tokio::time::timeout(
+        RESPONSE_TIMEOUT,
+        leases.lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver)),
+    )
+    .await;
+    let Ok(Ok(stream)) = opened else {
         errors.fetch_add(1, Ordering::Relaxed);
         return histogram;
     };
     let mut stream = stream.into_inner();
-    while budget.take() {
-        let started = Instant::now();
-        if sender.send(pb::LeaseKeepAliveRequest { id }).await.is_err() {
-            break;
-        }
-        match stream.message().await {
-            Ok(Some(_)) => histogram.record(started.elapsed().as_micros() as u64),
+    loop {
+        match tokio::time::timeout(RESPONSE_TIMEOUT, stream.message()).await {
+            Ok(Ok(Some(_))) => histogram.record(started.elapsed().as_micros() as u64),
             _ => {
                 errors.fetch_add(1, Ordering::Relaxed);
                 break;
             }
+        }
+        if !budget.take() {
+            break;
+        }
+        started = Instant::now();
+        if sender.send(pb::LeaseKeepAliveRequest { id }).await.is_err() {
+            break;
         }
     }
     let _ = leases.lease_revoke(pb::LeaseRevokeRequest { id }).await;

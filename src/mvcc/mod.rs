@@ -13,8 +13,9 @@ pub use query::{RangeQuery, RangeResult, SortOrder, SortTarget};
 pub use write::WriteTxn;
 
 use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Revision};
-use im::{OrdMap, Vector};
+use im::OrdMap;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One version of one key, exactly etcd's `mvccpb.KeyValue`. A tombstone (the version written
 /// by a delete) has `version == 0`, `create_revision == 0` and an empty value.
@@ -69,10 +70,12 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Store {
     /// Every key's versions in increasing mod_revision, compacted ones removed.
-    keys: OrdMap<Bytes, Vector<KeyValue>>,
+    /// A key's history is a shared, copy-on-write vector: histories are short (compaction
+    /// trims them), and a persistent vector's chunk would cost kilobytes per key.
+    keys: OrdMap<Bytes, Arc<Vec<KeyValue>>>,
     /// What each revision changed, in operation order: the new version, or a tombstone.
     /// This is the history watchers catch up from.
-    changes: OrdMap<Revision, Vector<KeyValue>>,
+    changes: OrdMap<Revision, Arc<[KeyValue]>>,
     current_revision: Revision,
     compact_revision: Revision,
     size_bytes: u64,
@@ -271,11 +274,11 @@ impl Store {
                 .map(KeyValue::size_bytes)
                 .sum();
             self.size_bytes -= removed;
-            let kept = history.clone().split_off(keep_from);
+            let kept = history[keep_from..].to_vec();
             if kept.is_empty() {
                 self.keys.remove(&key);
             } else {
-                self.keys.insert(key, kept);
+                self.keys.insert(key, Arc::new(kept));
             }
         }
         let (_, at_revision, newer) = self.changes.split_lookup(&revision);
@@ -295,7 +298,7 @@ impl Store {
 }
 
 /// The version visible at `revision`: the newest with mod_revision <= revision.
-fn visible_at(history: &Vector<KeyValue>, revision: Revision) -> Option<&KeyValue> {
+fn visible_at(history: &[KeyValue], revision: Revision) -> Option<&KeyValue> {
     let last = history.last()?;
     if last.mod_revision <= revision {
         return Some(last);

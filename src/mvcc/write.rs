@@ -2,13 +2,13 @@
 
 use super::{KeyValue, Store};
 use crate::base::{Bytes, KeyRange, LeaseId, Revision};
-use im::Vector;
+use std::sync::Arc;
 
 /// A write in progress at revision `current + 1`. Reads through it see its own writes.
 pub struct WriteTxn<'a> {
     store: &'a mut Store,
     revision: Revision,
-    changed: Vector<KeyValue>,
+    changed: Vec<KeyValue>,
 }
 
 impl<'a> WriteTxn<'a> {
@@ -17,7 +17,7 @@ impl<'a> WriteTxn<'a> {
         WriteTxn {
             store,
             revision,
-            changed: Vector::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -70,14 +70,18 @@ impl<'a> WriteTxn<'a> {
 
     fn record(&mut self, kv: KeyValue) {
         let store = &mut *self.store;
-        let mut history = store.keys.get(&kv.key).cloned().unwrap_or_default();
+        let mut history: Vec<KeyValue> = store
+            .keys
+            .get(&kv.key)
+            .map(|history| history.as_ref().clone())
+            .unwrap_or_default();
         // A key changed twice in one revision keeps only its last version, as etcd does
         // (the txn rules make this rare: only a delete after a put of an overlapping range).
         if history
             .last()
             .is_some_and(|last| last.mod_revision == self.revision)
         {
-            let replaced = history.pop_back().expect("checked non-empty");
+            let replaced = history.pop().expect("checked non-empty");
             store.size_bytes -= replaced.size_bytes();
             if let Some(index) = self
                 .changed
@@ -92,20 +96,22 @@ impl<'a> WriteTxn<'a> {
             if history.is_empty() {
                 store.keys.remove(&kv.key);
             } else {
-                store.keys.insert(kv.key.clone(), history);
+                store.keys.insert(kv.key.clone(), Arc::new(history));
             }
             return;
         }
         store.size_bytes += kv.size_bytes();
-        history.push_back(kv.clone());
-        store.keys.insert(kv.key.clone(), history);
-        self.changed.push_back(kv);
+        history.push(kv.clone());
+        store.keys.insert(kv.key.clone(), Arc::new(history));
+        self.changed.push(kv);
     }
 
     /// Finishes the write; returns the store's revision afterwards.
     pub fn commit(self) -> Revision {
         if !self.changed.is_empty() {
-            self.store.changes.insert(self.revision, self.changed);
+            self.store
+                .changes
+                .insert(self.revision, Arc::from(self.changed));
             self.store.current_revision = self.revision;
         }
         self.store.current_revision

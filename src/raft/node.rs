@@ -141,6 +141,11 @@ impl RaftNode {
         if sole_voter {
             raft.trigger().elect().await?;
         }
+        tokio::spawn(trigger_snapshots(
+            raft.clone(),
+            shared.clone(),
+            config.snapshot_count,
+        ));
         let request_timeout = config.request_timeout();
         Ok(RaftNode {
             raft: raft.clone(),
@@ -609,4 +614,21 @@ fn write_error(error: RaftError<u64, ClientWriteError<u64, MemberNode>>) -> Etcd
 fn unexpected(response: PeerResponse) -> EtcdError {
     tracing::warn!(?response, "unexpected answer from the leader");
     EtcdError::Timeout
+}
+
+/// How often applied requests are compared with `--snapshot-count`.
+const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Starts a snapshot every `snapshot_count` applied requests, as etcd counts them (openraft's
+/// own policy counts log entries, and one entry may carry a whole batch of requests).
+async fn trigger_snapshots(raft: Raft<TypeConfig>, shared: Arc<SharedState>, snapshot_count: u64) {
+    loop {
+        tokio::time::sleep(SNAPSHOT_CHECK_INTERVAL).await;
+        if shared.commands_since_snapshot() >= snapshot_count {
+            shared.snapshot_started();
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        }
+    }
 }

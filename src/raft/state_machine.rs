@@ -3,7 +3,7 @@
 //! clones. Snapshots are built from a clone in openraft's background task while writes go on.
 
 use super::{storage_error, MemberNode, StorageResult, TypeConfig};
-use crate::apply::{Applied, Outcome, StateMachine};
+use crate::apply::{Applied, Command, Outcome, StateMachine};
 use crate::base::Revision;
 use crate::io;
 use crate::storage::codec;
@@ -14,6 +14,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -36,6 +37,9 @@ pub struct SharedState {
     state: Mutex<AppliedState>,
     /// The store revision after the latest apply; watch streams wait on it.
     revision: watch::Sender<Revision>,
+    /// Requests applied since the last snapshot (a batch entry counts each of its commands),
+    /// which is what `--snapshot-count` counts in etcd.
+    commands_since_snapshot: AtomicU64,
 }
 
 impl SharedState {
@@ -46,6 +50,16 @@ impl SharedState {
 
     pub fn subscribe_revision(&self) -> watch::Receiver<Revision> {
         self.revision.subscribe()
+    }
+
+    /// Requests applied since the last snapshot was started.
+    pub fn commands_since_snapshot(&self) -> u64 {
+        self.commands_since_snapshot.load(Ordering::Relaxed)
+    }
+
+    /// Called when a snapshot starts: it covers everything applied so far.
+    pub fn snapshot_started(&self) {
+        self.commands_since_snapshot.store(0, Ordering::Relaxed);
     }
 
     /// The store revision after the latest apply, without copying any state.
@@ -83,6 +97,7 @@ impl StateMachineStore {
         let shared = Arc::new(SharedState {
             state: Mutex::new(state),
             revision,
+            commands_since_snapshot: AtomicU64::new(0),
         });
         let store = StateMachineStore {
             shared: shared.clone(),
@@ -158,7 +173,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for entry in entries {
                 let log_id = *entry.get_log_id();
                 let response = match entry.payload {
-                    EntryPayload::Normal(command) => state.machine.apply(log_id.index, &command),
+                    EntryPayload::Normal(command) => {
+                        let commands = match &command {
+                            Command::Batch(commands) => commands.len() as u64,
+                            _ => 1,
+                        };
+                        self.shared
+                            .commands_since_snapshot
+                            .fetch_add(commands, Ordering::Relaxed);
+                        state.machine.apply(log_id.index, &command)
+                    }
                     EntryPayload::Membership(membership) => {
                         state.membership = StoredMembership::new(Some(log_id), membership);
                         Applied {
@@ -181,6 +205,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.shared.snapshot_started();
         SnapshotBuilder {
             state: self.shared.view(),
             snapshots: self.snapshots.clone(),
