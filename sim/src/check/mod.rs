@@ -136,11 +136,7 @@ impl KnownWrites {
             }
             return;
         }
-        let bound: Vec<usize> = self
-            .by_revision
-            .values()
-            .map(|write| write.operation)
-            .collect();
+        let bound = self.placed_operations();
         let candidate = history.operations.iter().find(|operation| {
             matches!(operation.response, Response::Indeterminate(_))
                 && operation.request.key() == key
@@ -186,11 +182,7 @@ impl KnownWrites {
         before_ms: Millis,
         deletes_only: bool,
     ) -> bool {
-        let bound: Vec<usize> = self
-            .by_revision
-            .values()
-            .map(|write| write.operation)
-            .collect();
+        let bound = self.placed_operations();
         let candidate = history.operations.iter().any(|operation| {
             (operation.request.is_write()
                 && (!deletes_only || matches!(operation.request, Request::Delete { .. })))
@@ -200,6 +192,14 @@ impl KnownWrites {
                 && !bound.contains(&operation.id)
         });
         candidate && (after + 1..=through).any(|revision| !self.by_revision.contains_key(&revision))
+    }
+
+    /// Operations already placed at a revision.
+    fn placed_operations(&self) -> std::collections::BTreeSet<usize> {
+        self.by_revision
+            .values()
+            .map(|write| write.operation)
+            .collect()
     }
 
     /// The newest known write to `key` at or below `revision`.
