@@ -26,7 +26,7 @@ mod cli {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     #[derive(Parser)]
     #[command(
@@ -63,6 +63,10 @@ mod cli {
             /// Run every seed twice and fail on the first event that differs.
             #[arg(long)]
             check_determinism: bool,
+            /// Wall seconds a seed may take before it counts as hung (a task spinning
+            /// without letting simulated time advance) and is killed.
+            #[arg(long, default_value_t = DEFAULT_SEED_TIMEOUT_S)]
+            seed_timeout_s: u64,
             #[command(flatten)]
             setup: Setup,
         },
@@ -72,8 +76,14 @@ mod cli {
             dir: PathBuf,
             #[arg(long, default_value_t = 1)]
             jobs: usize,
+            /// As for sweep.
+            #[arg(long, default_value_t = DEFAULT_SEED_TIMEOUT_S)]
+            seed_timeout_s: u64,
         },
     }
+
+    /// Seeds take seconds; a few minutes means a hang, even on a slow machine.
+    const DEFAULT_SEED_TIMEOUT_S: u64 = 180;
 
     #[derive(Args, Clone, Default)]
     struct Setup {
@@ -146,11 +156,21 @@ mod cli {
                 seeds,
                 jobs,
                 check_determinism,
+                seed_timeout_s,
                 setup,
-            } => {
-                parse_seeds(&seeds).and_then(|seeds| sweep(&seeds, jobs, check_determinism, &setup))
-            }
-            Command::Regressions { dir, jobs } => regressions(&dir, jobs),
+            } => parse_seeds(&seeds).and_then(|seeds| {
+                let plan = Plan {
+                    setup,
+                    check_determinism,
+                    seed_timeout: Duration::from_secs(seed_timeout_s),
+                };
+                sweep(&seeds, jobs, &plan)
+            }),
+            Command::Regressions {
+                dir,
+                jobs,
+                seed_timeout_s,
+            } => regressions(&dir, jobs, Duration::from_secs(seed_timeout_s)),
         };
         match result {
             Ok(passed) if passed => 0,
@@ -229,9 +249,21 @@ mod cli {
         trace_file: PathBuf,
     }
 
+    /// How a sweep runs each seed.
+    struct Plan {
+        setup: Setup,
+        check_determinism: bool,
+        seed_timeout: Duration,
+    }
+
     /// Runs one seed in a fresh process (the only way a seed replays exactly, see
-    /// `simulation::run`), keeping its trace in `trace_file`.
-    fn run_child(seed: u64, setup: &Setup, trace_file: PathBuf) -> Result<ChildRun, String> {
+    /// `simulation::run`), keeping its trace in `trace_file`; kills it after `timeout`.
+    fn run_child(
+        seed: u64,
+        setup: &Setup,
+        trace_file: PathBuf,
+        timeout: Duration,
+    ) -> Result<ChildRun, String> {
         let executable = std::env::current_exe().map_err(|error| error.to_string())?;
         let mut command = std::process::Command::new(executable);
         command
@@ -249,9 +281,8 @@ mod cli {
         if setup.serializable_recorded_as_linearizable {
             command.arg("--serializable-recorded-as-linearizable");
         }
-        let output = command
-            .output()
-            .map_err(|error| format!("starting a simulation: {error}"))?;
+        let output = run_with_timeout(command, &trace_file.with_extension("out"), timeout)
+            .map_err(|error| format!("seed {seed}: {error}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let trace_hash = stdout
             .lines()
@@ -282,7 +313,53 @@ mod cli {
         })
     }
 
-    fn run_seed(seed: u64, setup: &Setup, check_determinism: bool) -> SeedResult {
+    /// Runs `command` with its output in files next to `scratch` (a pipe would fill and
+    /// block the child while we wait), polling until it exits or `timeout` passes.
+    fn run_with_timeout(
+        mut command: std::process::Command,
+        scratch: &Path,
+        timeout: Duration,
+    ) -> Result<std::process::Output, String> {
+        let (stdout_path, stderr_path) = (
+            scratch.with_extension("stdout"),
+            scratch.with_extension("stderr"),
+        );
+        let create = |path: &Path| {
+            std::fs::File::create(path).map_err(|error| format!("{}: {error}", path.display()))
+        };
+        command.stdout(create(&stdout_path)?).stderr(create(&stderr_path)?);
+        let mut child = command
+            .spawn()
+            .map_err(|error| format!("starting a simulation: {error}"))?;
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if started.elapsed() >= timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(format!(
+                        "HUNG: no result after {} wall s (a task spinning without letting simulated time advance?)",
+                        timeout.as_secs()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(error) => break Err(format!("waiting for a simulation: {error}")),
+            }
+        };
+        let read = |path: &Path| std::fs::read(path).unwrap_or_default();
+        let output = status.map(|status| std::process::Output {
+            status,
+            stdout: read(&stdout_path),
+            stderr: read(&stderr_path),
+        });
+        let _ = std::fs::remove_file(&stdout_path);
+        let _ = std::fs::remove_file(&stderr_path);
+        output
+    }
+
+    fn run_seed(seed: u64, plan: &Plan) -> SeedResult {
+        let setup = &plan.setup;
         let directory = std::env::temp_dir();
         let trace_file = |run: u32| {
             directory.join(format!(
@@ -291,7 +368,7 @@ mod cli {
             ))
         };
         let mut lines = Vec::new();
-        let first = match run_child(seed, setup, trace_file(1)) {
+        let first = match run_child(seed, setup, trace_file(1), plan.seed_timeout) {
             Ok(first) => first,
             Err(error) => {
                 return SeedResult {
@@ -319,8 +396,8 @@ mod cli {
             ));
         }
         let mut simulated_ms = first.simulated_ms;
-        if check_determinism {
-            match run_child(seed, setup, trace_file(2)) {
+        if plan.check_determinism {
+            match run_child(seed, setup, trace_file(2), plan.seed_timeout) {
                 Ok(second) if second.trace_hash == first.trace_hash => {
                     simulated_ms += second.simulated_ms
                 }
@@ -370,15 +447,10 @@ mod cli {
         )
     }
 
-    fn sweep(
-        seeds: &[u64],
-        jobs: usize,
-        check_determinism: bool,
-        setup: &Setup,
-    ) -> Result<bool, String> {
-        setup.scenario()?;
+    fn sweep(seeds: &[u64], jobs: usize, plan: &Plan) -> Result<bool, String> {
+        plan.setup.scenario()?;
         let started = Instant::now();
-        let results = run_parallel(seeds, jobs, |seed| run_seed(seed, setup, check_determinism));
+        let results = run_parallel(seeds, jobs, |seed| run_seed(seed, plan));
         summarise(&results, started)
     }
 
@@ -432,7 +504,7 @@ mod cli {
         Ok(failed.is_empty())
     }
 
-    fn regressions(dir: &Path, jobs: usize) -> Result<bool, String> {
+    fn regressions(dir: &Path, jobs: usize, seed_timeout: Duration) -> Result<bool, String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|error| format!("{}: {error}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -448,11 +520,15 @@ mod cli {
                 .clone()
                 .ok_or_else(|| format!("{}: a regression lists its seeds", file.display()))?;
             println!("regression {}: seeds {seeds:?}", file.display());
-            let setup = Setup {
-                scenario: Some(file.clone()),
-                ..Setup::default()
+            let plan = Plan {
+                setup: Setup {
+                    scenario: Some(file.clone()),
+                    ..Setup::default()
+                },
+                check_determinism: true,
+                seed_timeout,
             };
-            let outcome = run_parallel(&seeds, jobs, |seed| run_seed(seed, &setup, true));
+            let outcome = run_parallel(&seeds, jobs, |seed| run_seed(seed, &plan));
             results.lock().unwrap().extend(outcome);
         }
         let results = std::mem::take(&mut *results.lock().unwrap());

@@ -512,14 +512,7 @@ impl RaftNode {
             if matched >= last {
                 break;
             }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero()
-                || tokio::time::timeout(remaining, metrics.changed())
-                    .await
-                    .is_err()
-            {
-                return Err(EtcdError::LeaderTransferTimeout);
-            }
+            next_metrics_before(&mut metrics, deadline).await?;
         }
         let request = PeerRequest::Forward(Forwarded::Campaign);
         match call(
@@ -538,14 +531,7 @@ impl RaftNode {
             if metrics.borrow().current_leader == Some(target) {
                 return Ok(());
             }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero()
-                || tokio::time::timeout(remaining, metrics.changed())
-                    .await
-                    .is_err()
-            {
-                return Err(EtcdError::LeaderTransferTimeout);
-            }
+            next_metrics_before(&mut metrics, deadline).await?;
         }
     }
 
@@ -630,5 +616,20 @@ async fn trigger_snapshots(raft: Raft<TypeConfig>, shared: Arc<SharedState>, sna
                 return;
             }
         }
+    }
+}
+
+/// Waits for raft's metrics to change. A transfer that outlives `deadline`, or a raft that
+/// stopped (its metrics sender is gone, so `changed` returns at once forever), times out;
+/// treating the latter as a change would spin without yielding to the clock.
+async fn next_metrics_before(
+    metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, MemberNode>>,
+    deadline: tokio::time::Instant,
+) -> Result<(), EtcdError> {
+    // madsim's time module has no `timeout_at`.
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(remaining, metrics.changed()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(EtcdError::LeaderTransferTimeout),
     }
 }
