@@ -233,8 +233,10 @@ fn learner_catches_up_by_snapshot_is_promoted_and_a_member_is_removed() {
         "--snapshot-count=100",
     ];
     let mut cluster = Cluster::start(3, &args);
+    // 400 values of 8 KiB: a snapshot of over 3 MiB, sent as several 1 MiB chunks.
+    let value = "v".repeat(8 * 1024);
     for index in 0..400 {
-        cluster.members[index % 3].ok(&["put", &format!("before/{index:03}"), "v"]);
+        cluster.members[index % 3].ok(&["put", &format!("before/{index:03}"), &value]);
     }
     let position = cluster.prepare_joining(4);
     let peer_url = cluster.members[position].peer_url();
@@ -279,6 +281,15 @@ fn learner_catches_up_by_snapshot_is_promoted_and_a_member_is_removed() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let snapshots: Vec<u64> =
+        std::fs::read_dir(cluster.members[position].data_dir.join("member/snap"))
+            .unwrap()
+            .map(|entry| entry.unwrap().metadata().unwrap().len())
+            .collect();
+    assert!(
+        snapshots.iter().any(|bytes| *bytes > 3 * 1024 * 1024),
+        "the learner adopted a multi-chunk snapshot: {snapshots:?}"
+    );
     let refused = cluster.members[position].etcdctl(&["get", "before/000"]);
     assert!(
         String::from_utf8_lossy(&refused.stderr)

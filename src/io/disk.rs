@@ -15,6 +15,9 @@ pub trait Disk: Send + Sync + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn exists(&self, path: &Path) -> bool;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Up to `length` bytes of `path` from `offset` (fewer only at the end of the file), so
+    /// large files (snapshots) are read in bounded pieces.
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>>;
     /// Opens `path` for appending, creating it if missing.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>>;
     /// Creates or replaces `path` with `data` and syncs it (not the directory).

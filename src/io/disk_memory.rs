@@ -18,6 +18,8 @@ pub struct MemoryDiskOptions {
     /// Syncs succeed without making anything durable (what `--unsafe-no-fsync` does to a
     /// real disk): a crash then loses everything written since the file was created.
     pub ignore_syncs: bool,
+    /// Simulated time every sync takes (a slow disk), charged through `io::charge_latency`.
+    pub sync_latency_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +85,9 @@ impl State {
     }
 
     fn sync(&mut self, id: u64) -> io::Result<()> {
+        super::charge_latency(std::time::Duration::from_millis(
+            self.options.sync_latency_ms,
+        ));
         if self.options.failing_syncs > 0 {
             self.options.failing_syncs -= 1;
             return Err(io::Error::other("fsync failed (simulated)"));
@@ -201,6 +206,14 @@ impl Disk for MemoryDisk {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         Ok(self.state.lock().unwrap().file(path)?.data.clone())
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let mut state = self.state.lock().unwrap();
+        let data = &state.file(path)?.data;
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(length).min(data.len());
+        Ok(data[start..end].to_vec())
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {

@@ -33,6 +33,15 @@ impl Disk for OsDisk {
         fs::read(path)
     }
 
+    fn read_at(&self, path: &Path, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(path)?;
+        let available = file.metadata()?.len().saturating_sub(offset);
+        let mut data = vec![0; length.min(available as usize)];
+        file.read_exact_at(&mut data, offset)?;
+        Ok(data)
+    }
+
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let len = file.metadata()?.len();

@@ -18,7 +18,8 @@ pub use disk_os::OsDisk;
 
 /// Runs blocking work (an fsync) without stalling the async executor: on a thread pool in
 /// production, inline in simulation where there are no threads and a "blocking" call is an
-/// in-memory operation.
+/// in-memory operation that then takes whatever simulated time the disk charged for it
+/// (`charge_latency`).
 pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     #[cfg(not(madsim))]
     {
@@ -28,6 +29,29 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
     }
     #[cfg(madsim)]
     {
-        work()
+        // Nothing else runs during `work`, so what is charged now is this call's own cost;
+        // charges made outside a blocking section are dropped here.
+        CHARGED_LATENCY.set(std::time::Duration::ZERO);
+        let result = work();
+        let latency = CHARGED_LATENCY.take();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        result
     }
+}
+
+#[cfg(madsim)]
+thread_local! {
+    static CHARGED_LATENCY: std::cell::Cell<std::time::Duration> =
+        const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// A simulated disk's way to make the current `blocking` call slow (a slow fsync). Only
+/// simulated time can be spent this way; outside simulation it does nothing.
+pub fn charge_latency(latency: std::time::Duration) {
+    #[cfg(madsim)]
+    CHARGED_LATENCY.set(CHARGED_LATENCY.get() + latency);
+    #[cfg(not(madsim))]
+    let _ = latency;
 }

@@ -9,6 +9,7 @@ mod node;
 mod peer;
 mod proposer;
 mod read_index;
+mod snapshot_data;
 mod state_machine;
 
 pub use lessor::Lessor;
@@ -19,7 +20,6 @@ pub use state_machine::SharedState;
 
 use crate::apply::{Applied, Command};
 use crate::io::runtime::CairnRuntime;
-use std::io::Cursor;
 
 openraft::declare_raft_types!(
     /// Cairn's raft types: commands and outcomes from `apply`, u64 member IDs.
@@ -29,7 +29,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = MemberNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = snapshot_data::SnapshotData,
         AsyncRuntime = CairnRuntime,
 );
 

@@ -112,6 +112,9 @@ impl RaftNode {
             max_in_snapshot_log_to_keep: config.snapshot_count.min(5000),
             // Bounded peer messages: snapshot chunks and entry batches.
             snapshot_max_chunk_size: 1024 * 1024,
+            // openraft's 200 ms default is too short for a 1 MiB chunk on a busy or slow
+            // link: the chunk would be resent from the start forever.
+            install_snapshot_timeout: config.request_timeout().as_millis() as u64,
             max_payload_entries: 256,
             ..Config::default()
         };

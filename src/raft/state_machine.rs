@@ -2,18 +2,17 @@
 //! held only for O(1) clones and for apply itself; readers, watchers and snapshots work on
 //! clones. Snapshots are built from a clone in openraft's background task while writes go on.
 
+use super::snapshot_data::SnapshotData;
 use super::{storage_error, MemberNode, StorageResult, TypeConfig};
 use crate::apply::{Applied, Command, Outcome, StateMachine};
 use crate::base::Revision;
 use crate::io;
-use crate::storage::codec;
 use crate::storage::snapshot::SnapshotStore;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -26,6 +25,7 @@ pub struct AppliedState {
     pub membership: StoredMembership<u64, MemberNode>,
 }
 
+/// What a snapshot file holds. `meta` comes first so it can be read without the state.
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta<u64, MemberNode>,
@@ -82,8 +82,8 @@ impl StateMachineStore {
         lease_ttl_seconds_min: i64,
         backend_bytes_quota: u64,
     ) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
-        let mut state = match snapshots.load_latest()? {
-            Some((_, payload)) => codec::decode::<SnapshotFile>("snapshot", &payload)?.state,
+        let mut state = match snapshots.latest()? {
+            Some(path) => snapshots.load::<SnapshotFile>(&path)?.state,
             None => AppliedState {
                 machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
                 last_applied: None,
@@ -138,16 +138,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let snapshots = self.snapshots.clone();
         let (index, term) = last.map_or((0, 0), |id| (id.index, id.leader_id.term));
-        let payload = io::blocking(move || {
-            let payload = codec::encode(&file);
-            snapshots.save(index, term, &payload).map(|_| payload)
-        })
-        .await
-        .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error))?;
-        tracing::info!(index, bytes = payload.len(), "snapshot saved");
+        let path = io::blocking(move || snapshots.save(index, term, &file))
+            .await
+            .map_err(|error| {
+                storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
+            })?;
+        tracing::info!(index, path = %path.display(), "snapshot saved");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(payload)),
+            snapshot: Box::new(SnapshotData::sending(self.snapshots.disk().clone(), path)),
         })
     }
 }
@@ -212,53 +211,60 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<SnapshotData>> {
+        let path = self.snapshots.temporary_path("receive");
+        let data = SnapshotData::receiving(self.snapshots.disk().clone(), path.clone()).map_err(
+            |error| {
+                storage_error(
+                    ErrorSubject::Snapshot(None),
+                    ErrorVerb::Write,
+                    format!("{}: {error}", path.display()),
+                )
+            },
+        )?;
+        Ok(Box::new(data))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, MemberNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> StorageResult<()> {
-        let payload = snapshot.into_inner();
-        let file: SnapshotFile = codec::decode("snapshot", &payload).map_err(|error| {
-            storage_error(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Read,
-                error,
-            )
-        })?;
         let (index, term) = meta
             .last_log_id
             .map_or((0, 0), |id| (id.index, id.leader_id.term));
         let snapshots = self.snapshots.clone();
-        io::blocking(move || snapshots.save(index, term, &payload))
-            .await
-            .map_err(|error| {
-                storage_error(
-                    ErrorSubject::Snapshot(Some(meta.signature())),
-                    ErrorVerb::Write,
-                    error,
-                )
-            })?;
+        let received = snapshot.path().to_path_buf();
+        drop(snapshot);
+        let file =
+            io::blocking(move || snapshots.adopt_received::<SnapshotFile>(&received, index, term))
+                .await
+                .map_err(|error| {
+                    storage_error(
+                        ErrorSubject::Snapshot(Some(meta.signature())),
+                        ErrorVerb::Write,
+                        error,
+                    )
+                })?;
         self.replace(file.state);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
         let snapshots = self.snapshots.clone();
-        let loaded = io::blocking(move || snapshots.load_latest())
-            .await
-            .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
-        let Some((_, payload)) = loaded else {
-            return Ok(None);
-        };
-        let file: SnapshotFile = codec::decode("snapshot", &payload)
-            .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
-        Ok(Some(Snapshot {
-            meta: file.meta,
-            snapshot: Box::new(Cursor::new(payload)),
+        // The metadata is encoded in front of the state: read just that much.
+        let loaded = io::blocking(move || {
+            let Some(path) = snapshots.latest()? else {
+                return Ok(None);
+            };
+            let meta = snapshots.load_prefix::<SnapshotMeta<u64, MemberNode>>(&path)?;
+            Ok::<_, crate::storage::StorageError>(Some((path, meta)))
+        })
+        .await
+        .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
+        Ok(loaded.map(|(path, meta)| Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotData::sending(self.snapshots.disk().clone(), path)),
         }))
     }
 }

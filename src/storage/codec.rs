@@ -18,3 +18,40 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
         reason: error.to_string(),
     })
 }
+
+/// The options `bincode::serialize` uses, spelled out for the streaming calls (whose
+/// defaults differ: varint integers).
+fn options() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+}
+
+/// Encodes `value` into `writer` piece by piece, never holding the whole encoding.
+pub fn encode_into<T: Serialize>(writer: impl std::io::Write, value: &T) -> std::io::Result<()> {
+    use bincode::Options;
+    options()
+        .serialize_into(writer, value)
+        .map_err(|error| match *error {
+            bincode::ErrorKind::Io(error) => error,
+            other => std::io::Error::other(other.to_string()),
+        })
+}
+
+/// Decodes one value from `reader`, reading at most `limit_bytes` (so a damaged length
+/// prefix cannot make it allocate without bound).
+pub fn decode_from<T: DeserializeOwned>(
+    what: &'static str,
+    reader: impl std::io::Read,
+    limit_bytes: u64,
+) -> Result<T, StorageError> {
+    use bincode::Options;
+    options()
+        .with_limit(limit_bytes)
+        .deserialize_from(reader)
+        .map_err(|error| StorageError::Decode {
+            what,
+            reason: error.to_string(),
+        })
+}

@@ -1,24 +1,38 @@
-//! Snapshot files.
+//! Snapshot files, encoded, checked and read in bounded pieces: a snapshot is never held
+//! whole in memory as bytes (only as the state it decodes into, which is the state machine).
 //!
-//! On-disk format (codec::FORMAT_VERSION 1): `snap/<last index>-<last term>.snap`, both 16
-//! hex digits, holding `magic "CAIRNSNP" | format version u32 LE | payload length u64 LE |
-//! crc32 u32 LE | payload`. Written to a `.tmp` file, fsynced, renamed, directory fsynced:
-//! a crash leaves either the old snapshot or the new one, never half of one. The newest two
-//! are kept.
+//! On-disk format (payload encoding codec::FORMAT_VERSION 1):
+//! `snap/<last index>-<last term>.snap`, both 16 hex digits, holding
+//! `magic "CAIRNSNP" | format version u32 LE | payload | payload length u64 LE |
+//! crc32 of payload u32 LE | magic "CAIRNEND"`. Length and CRC trail the payload because the
+//! payload is written as a stream. A snapshot is written to a `.tmp` file, fsynced, renamed,
+//! directory fsynced: a crash leaves either the old snapshot or the new one, never half of
+//! one. The newest two are kept. A follower receives a leader's snapshot file byte for byte
+//! into a `.tmp` file and adopts it the same way once its CRC checks out.
 
-use super::codec::FORMAT_VERSION;
+use super::codec::{self, FORMAT_VERSION};
 use super::StorageError;
-use crate::io::Disk;
+use crate::io::{Disk, DiskFile};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"CAIRNSNP";
-const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
+const END_MAGIC: &[u8; 8] = b"CAIRNEND";
+const HEADER_BYTES: u64 = 8 + 4;
+const TRAILER_BYTES: u64 = 8 + 4 + 8;
 const SNAPSHOTS_KEPT: usize = 2;
+/// Bytes buffered between disk appends, and the most read from the disk at once.
+pub const PIECE_BYTES: usize = 256 * 1024;
 
 pub struct SnapshotStore {
     disk: Arc<dyn Disk>,
     dir: PathBuf,
+    /// Names temporary files apart: a snapshot may be built while another is received.
+    next_temporary: AtomicU64,
 }
 
 impl SnapshotStore {
@@ -27,7 +41,7 @@ impl SnapshotStore {
             .map_err(StorageError::io("create directory", dir))?;
         for name in disk.list(dir).map_err(StorageError::io("list", dir))? {
             if name.ends_with(".tmp") {
-                // A snapshot that was being written when the member stopped.
+                // A snapshot that was being written or received when the member stopped.
                 let path = dir.join(&name);
                 disk.remove(&path)
                     .map_err(StorageError::io("remove", &path))?;
@@ -36,31 +50,94 @@ impl SnapshotStore {
         Ok(SnapshotStore {
             disk,
             dir: dir.to_path_buf(),
+            next_temporary: AtomicU64::new(0),
         })
     }
 
-    /// Writes a snapshot atomically and removes all but the newest `SNAPSHOTS_KEPT`.
-    pub fn save(
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
+    }
+
+    /// A fresh temporary file name for a snapshot being built or received.
+    pub fn temporary_path(&self, purpose: &str) -> PathBuf {
+        let number = self.next_temporary.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{purpose}-{number}.tmp"))
+    }
+
+    /// Encodes `value` as the snapshot at (`last_index`, `last_term`), atomically, and
+    /// removes all but the newest `SNAPSHOTS_KEPT`.
+    pub fn save<T: Serialize>(
         &self,
         last_index: u64,
         last_term: u64,
-        payload: &[u8],
+        value: &T,
     ) -> Result<PathBuf, StorageError> {
-        let name = format!("{last_index:016x}-{last_term:016x}.snap");
-        let path = self.dir.join(&name);
-        let temporary = self.dir.join(format!("{name}.tmp"));
-        let mut file = Vec::with_capacity(HEADER_BYTES + payload.len());
-        file.extend_from_slice(MAGIC);
-        file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        file.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        file.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        file.extend_from_slice(payload);
+        let temporary = self.temporary_path("build");
+        let saved = self
+            .write_file(&temporary, value)
+            .and_then(|()| self.adopt(&temporary, last_index, last_term));
+        if saved.is_err() {
+            let _ = self.disk.remove(&temporary);
+        }
+        saved
+    }
+
+    fn write_file<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StorageError> {
+        let mut file = self
+            .disk
+            .open_append(path)
+            .map_err(StorageError::io("create", path))?;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        file.append(&header)
+            .map_err(StorageError::io("write", path))?;
+        let mut writer = PayloadWriter {
+            file,
+            buffer: Vec::with_capacity(PIECE_BYTES),
+            crc: crc32fast::Hasher::new(),
+            payload_bytes: 0,
+        };
+        codec::encode_into(&mut writer, value).map_err(StorageError::io("write", path))?;
+        writer.finish().map_err(StorageError::io("write", path))
+    }
+
+    /// Checks the received file at `temporary` and makes it the snapshot at (`last_index`,
+    /// `last_term`), returning what it decodes to.
+    pub fn adopt_received<T: DeserializeOwned>(
+        &self,
+        temporary: &Path,
+        last_index: u64,
+        last_term: u64,
+    ) -> Result<T, StorageError> {
+        let adopted = self
+            .disk
+            .open_append(temporary)
+            .and_then(|mut file| file.sync())
+            .map_err(StorageError::io("sync", temporary))
+            .and_then(|()| self.load(temporary))
+            .and_then(|value| {
+                self.adopt(temporary, last_index, last_term)?;
+                Ok(value)
+            });
+        if adopted.is_err() {
+            let _ = self.disk.remove(temporary);
+        }
+        adopted
+    }
+
+    /// Renames a complete, synced temporary file into place and drops old snapshots.
+    fn adopt(
+        &self,
+        temporary: &Path,
+        last_index: u64,
+        last_term: u64,
+    ) -> Result<PathBuf, StorageError> {
+        let path = self
+            .dir
+            .join(format!("{last_index:016x}-{last_term:016x}.snap"));
         self.disk
-            .write_synced(&temporary, &file)
-            .map_err(StorageError::io("write", &temporary))?;
-        self.disk
-            .rename(&temporary, &path)
-            .map_err(StorageError::io("rename", &temporary))?;
+            .rename(temporary, &path)
+            .map_err(StorageError::io("rename", temporary))?;
         self.disk
             .sync_dir(&self.dir)
             .map_err(StorageError::io("sync directory", &self.dir))?;
@@ -85,43 +162,117 @@ impl SnapshotStore {
         Ok(names)
     }
 
-    /// The newest snapshot's payload. A damaged newest snapshot is an error naming the file
-    /// and offset: falling back to an older one could lose log entries already purged.
-    pub fn load_latest(&self) -> Result<Option<(PathBuf, Vec<u8>)>, StorageError> {
-        let Some(name) = self.snapshot_names()?.pop() else {
-            return Ok(None);
-        };
-        let path = self.dir.join(name);
-        let data = self
-            .disk
-            .read(&path)
-            .map_err(StorageError::io("read", &path))?;
-        let corrupt = |offset: usize, reason: &str| StorageError::Corrupt {
+    /// The newest snapshot file. Only the newest counts: falling back to an older one when
+    /// it is damaged could lose log entries already purged.
+    pub fn latest(&self) -> Result<Option<PathBuf>, StorageError> {
+        Ok(self.snapshot_names()?.pop().map(|name| self.dir.join(name)))
+    }
+
+    /// The first value encoded in the payload of `path` (metadata written in front of the
+    /// state), without reading or checking the rest.
+    pub fn load_prefix<T: DeserializeOwned>(&self, path: &Path) -> Result<T, StorageError> {
+        let length = self.check_header(path)?;
+        let reader = self.payload_reader(path, length - HEADER_BYTES);
+        codec::decode_from("snapshot", reader, length)
+    }
+
+    /// The payload of `path`, decoded as it streams past and checked against its CRC; any
+    /// damage is an error naming the file and offset.
+    pub fn load<T: DeserializeOwned>(&self, path: &Path) -> Result<T, StorageError> {
+        let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
             what: "snapshot",
-            path: path.clone(),
-            offset: offset as u64,
-            reason: reason.to_string(),
+            path: path.to_path_buf(),
+            offset,
+            reason,
         };
-        if data.len() < HEADER_BYTES || &data[..8] != MAGIC {
-            return Err(corrupt(0, "missing snapshot header"));
+        let length = self.check_header(path)?;
+        if length < HEADER_BYTES + TRAILER_BYTES {
+            return Err(corrupt(length, "missing snapshot trailer".into()));
         }
-        let version = u32::from_le_bytes(data[8..12].try_into().unwrap());
-        if version != FORMAT_VERSION {
-            return Err(corrupt(8, &format!("unsupported format version {version}")));
-        }
-        let length = u64::from_le_bytes(data[12..20].try_into().unwrap()) as usize;
-        let crc = u32::from_le_bytes(data[20..24].try_into().unwrap());
-        let payload = &data[HEADER_BYTES..];
-        if payload.len() != length {
+        let trailer_offset = length - TRAILER_BYTES;
+        let trailer = self
+            .disk
+            .read_at(path, trailer_offset, TRAILER_BYTES as usize)
+            .map_err(StorageError::io("read", path))?;
+        if &trailer[12..] != END_MAGIC {
             return Err(corrupt(
-                12,
-                &format!("payload is {} bytes, header says {length}", payload.len()),
+                trailer_offset + 12,
+                "missing snapshot trailer (a torn or truncated file)".into(),
             ));
         }
-        if crc32fast::hash(payload) != crc {
-            return Err(corrupt(HEADER_BYTES, "CRC mismatch"));
+        let payload_bytes = u64::from_le_bytes(trailer[..8].try_into().unwrap());
+        let expected_crc = u32::from_le_bytes(trailer[8..12].try_into().unwrap());
+        if payload_bytes != trailer_offset - HEADER_BYTES {
+            return Err(corrupt(
+                trailer_offset,
+                format!(
+                    "payload is {} bytes, trailer says {payload_bytes}",
+                    trailer_offset - HEADER_BYTES
+                ),
+            ));
         }
-        Ok(Some((path, payload.to_vec())))
+        let mut reader = Hashing {
+            inner: self.payload_reader(path, payload_bytes),
+            crc: crc32fast::Hasher::new(),
+            bytes: 0,
+        };
+        let decoded = codec::decode_from::<T>("snapshot", &mut reader, payload_bytes);
+        let decoded_bytes = reader.bytes;
+        // Hash what the decoder left so damage is reported as such, not as a decode error.
+        io::copy(&mut reader, &mut io::sink()).map_err(StorageError::io("read", path))?;
+        if reader.crc.finalize() != expected_crc {
+            return Err(corrupt(HEADER_BYTES, "CRC mismatch".into()));
+        }
+        let value =
+            decoded.map_err(|error| corrupt(HEADER_BYTES + decoded_bytes, error.to_string()))?;
+        if decoded_bytes != payload_bytes {
+            return Err(corrupt(
+                HEADER_BYTES + decoded_bytes,
+                format!(
+                    "{} bytes follow the snapshot",
+                    payload_bytes - decoded_bytes
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Checks magic and version; returns the file's length.
+    fn check_header(&self, path: &Path) -> Result<u64, StorageError> {
+        let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+            what: "snapshot",
+            path: path.to_path_buf(),
+            offset,
+            reason,
+        };
+        let length = self
+            .disk
+            .len(path)
+            .map_err(StorageError::io("read", path))?;
+        let header = self
+            .disk
+            .read_at(path, 0, HEADER_BYTES as usize)
+            .map_err(StorageError::io("read", path))?;
+        if header.len() < HEADER_BYTES as usize || &header[..8] != MAGIC {
+            return Err(corrupt(0, "missing snapshot header".into()));
+        }
+        let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
+        if version != FORMAT_VERSION {
+            return Err(corrupt(8, format!("unsupported format version {version}")));
+        }
+        Ok(length)
+    }
+
+    fn payload_reader(&self, path: &Path, payload_bytes: u64) -> impl Read + '_ {
+        BufReader::with_capacity(
+            PIECE_BYTES,
+            FileReader {
+                disk: self.disk.as_ref(),
+                path: path.to_path_buf(),
+                position: HEADER_BYTES,
+                end: HEADER_BYTES + payload_bytes,
+            },
+        )
     }
 
     pub fn used_bytes(&self) -> u64 {
@@ -129,34 +280,91 @@ impl SnapshotStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::io::MemoryDisk;
+/// Buffers the encoder's many small writes into `PIECE_BYTES` appends, hashing the payload.
+struct PayloadWriter {
+    file: Box<dyn DiskFile>,
+    buffer: Vec<u8>,
+    crc: crc32fast::Hasher,
+    payload_bytes: u64,
+}
 
-    #[test]
-    fn keeps_newest_and_detects_damage() {
-        let disk = MemoryDisk::default();
-        let dir = Path::new("/data/snap");
-        let store = SnapshotStore::open(Arc::new(disk.clone()), dir).unwrap();
-        assert!(store.load_latest().unwrap().is_none());
-        for index in 1..=4u64 {
-            store.save(index, 1, &index.to_le_bytes()).unwrap();
+impl PayloadWriter {
+    fn drain(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.file.append(&self.buffer)?;
+            self.buffer.clear();
         }
-        let (path, payload) = store.load_latest().unwrap().unwrap();
-        assert_eq!(payload, 4u64.to_le_bytes());
-        assert_eq!(disk.list(dir).unwrap().len(), SNAPSHOTS_KEPT);
-        disk.crash(7);
-        assert_eq!(
-            store.load_latest().unwrap().unwrap().1,
-            4u64.to_le_bytes(),
-            "a synced snapshot survives a crash"
-        );
-        disk.corrupt(&path, HEADER_BYTES + 2);
-        let error = store.load_latest().unwrap_err().to_string();
-        assert!(
-            error.contains("0000000000000004-0000000000000001.snap") && error.contains("offset 24"),
-            "{error}"
-        );
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.drain()?;
+        let mut trailer = self.payload_bytes.to_le_bytes().to_vec();
+        trailer.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
+        trailer.extend_from_slice(END_MAGIC);
+        self.file.append(&trailer)?;
+        self.file.sync()
     }
 }
+
+impl Write for PayloadWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.crc.update(data);
+        self.payload_bytes += data.len() as u64;
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= PIECE_BYTES {
+            self.drain()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.drain()
+    }
+}
+
+/// Reads `position..end` of a file through `Disk::read_at`.
+struct FileReader<'a> {
+    disk: &'a dyn Disk,
+    path: PathBuf,
+    position: u64,
+    end: u64,
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let wanted = buffer.len().min((self.end - self.position) as usize);
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let data = self.disk.read_at(&self.path, self.position, wanted)?;
+        if data.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "snapshot file shrank while being read",
+            ));
+        }
+        buffer[..data.len()].copy_from_slice(&data);
+        self.position += data.len() as u64;
+        Ok(data.len())
+    }
+}
+
+/// Counts and hashes the bytes read through it.
+struct Hashing<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        self.crc.update(&buffer[..count]);
+        self.bytes += count as u64;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests;
