@@ -3,6 +3,7 @@
 //! checkers can look at a cluster whose faults have stopped.
 
 use crate::member::SimMember;
+use crate::membership::{self, Replacement};
 use crate::params::FaultKind;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
@@ -19,6 +20,7 @@ pub struct FaultState {
     paused: Vec<usize>,
     /// Members whose disk or fsync was broken: their raft stopped; they need a restart.
     broken_disks: Vec<usize>,
+    slow_disks: Vec<usize>,
     packet_loss: bool,
     latency: bool,
 }
@@ -48,8 +50,26 @@ impl<'a> Faults<'a> {
         self.state.clogged_links.extend([(a, b), (b, a)]);
     }
 
-    /// Applies one fault of `kind`; returns a description for the trace.
-    pub fn apply(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
+    /// Applies one fault of `kind`; returns a description for the trace, or what the
+    /// cluster failed to do (a fault that is an operator's request to a healed cluster).
+    pub async fn apply(
+        &mut self,
+        kind: FaultKind,
+        random: &mut impl Rng,
+    ) -> Result<String, String> {
+        if kind == FaultKind::MemberReplace && self.members.len() > 1 {
+            let victim = &self.members[random.gen_range(0..self.members.len())];
+            let replacement = Replacement::of(self.handle, victim, self.members.len());
+            return self
+                .operator
+                .spawn(membership::replace(replacement))
+                .await
+                .expect("operator task");
+        }
+        Ok(self.apply_now(kind, random))
+    }
+
+    fn apply_now(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
         let count = self.members.len();
         let mut order: Vec<usize> = (0..count).collect();
         order.shuffle(random);
@@ -139,8 +159,20 @@ impl<'a> Faults<'a> {
                 self.state.broken_disks.push(victim);
                 format!("failing fsync on member-{}", victim + 1)
             }
-            // Network faults need two members; a one-member cluster gets a kill instead.
-            _ => self.apply(FaultKind::Kill, random),
+            FaultKind::SlowFsync => {
+                let victim = order[0];
+                let disk = &self.members[victim].disk;
+                let sync_latency_ms = random.gen_range(20..=400);
+                disk.set_options(MemoryDiskOptions {
+                    sync_latency_ms,
+                    ..disk.options()
+                });
+                self.state.slow_disks.push(victim);
+                format!("fsync takes {sync_latency_ms} ms on member-{}", victim + 1)
+            }
+            // Network faults and membership changes need two members; a one-member cluster
+            // gets a kill instead.
+            _ => self.apply_now(FaultKind::Kill, random),
         }
     }
 
@@ -171,6 +203,13 @@ impl<'a> Faults<'a> {
         }
         for paused in self.state.paused.drain(..) {
             self.handle.resume(self.members[paused].node.id());
+        }
+        for slow in self.state.slow_disks.drain(..) {
+            let disk = &self.members[slow].disk;
+            disk.set_options(MemoryDiskOptions {
+                sync_latency_ms: 0,
+                ..disk.options()
+            });
         }
         let mut restart: Vec<usize> = self.state.killed.drain(..).collect();
         for broken in self.state.broken_disks.drain(..) {

@@ -160,4 +160,6 @@ pub struct History {
     pub watches: Vec<WatchLog>,
     pub leases: Vec<LeaseLog>,
     pub final_state: FinalState,
+    /// Operator requests (membership changes) a healed cluster did not complete in time.
+    pub stalled_changes: Vec<String>,
 }

@@ -9,6 +9,8 @@ pub mod faults;
 pub mod history;
 #[cfg(madsim)]
 pub mod member;
+#[cfg(madsim)]
+pub mod membership;
 pub mod params;
 pub mod scenario;
 #[cfg(madsim)]

@@ -215,6 +215,13 @@ mod cli {
     ) -> Result<bool, String> {
         let params = Params::draw(seed, &setup.scenario()?);
         println!("seed {seed}: {params:?}");
+        // Members' own logs, on request: CAIRN_SIM_LOG=info (or any tracing filter).
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CAIRN_SIM_LOG") {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+        }
         let started = Instant::now();
         let outcome = simulation::run(&params);
         if trace {
@@ -327,7 +334,9 @@ mod cli {
         let create = |path: &Path| {
             std::fs::File::create(path).map_err(|error| format!("{}: {error}", path.display()))
         };
-        command.stdout(create(&stdout_path)?).stderr(create(&stderr_path)?);
+        command
+            .stdout(create(&stdout_path)?)
+            .stderr(create(&stderr_path)?);
         let mut child = command
             .spawn()
             .map_err(|error| format!("starting a simulation: {error}"))?;

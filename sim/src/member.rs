@@ -7,7 +7,7 @@ use cairn::server::{self, Config};
 use clap::Parser;
 use madsim::runtime::{Handle, NodeHandle};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The simulated address of member `index` (1-based).
 pub fn member_ip(index: u8) -> IpAddr {
@@ -22,6 +22,12 @@ pub fn client_ip(index: usize) -> IpAddr {
 /// A member's client endpoint as a URL.
 pub fn client_url(index: u8) -> String {
     format!("http://{}:2379", member_ip(index))
+}
+
+/// Member `index`'s peer URL; a member replaced by a membership change comes back on the
+/// next port (a new member ID, as a replacement machine gets).
+pub fn peer_url(index: u8, generation: u16) -> String {
+    format!("http://{}:{}", member_ip(index), 2380 + generation)
 }
 
 /// How members are configured.
@@ -46,48 +52,80 @@ impl Default for MemberSettings {
     }
 }
 
+/// The flags a member's node starts with; a membership change rewrites them so the next
+/// start joins the running cluster.
+#[derive(Debug, Clone)]
+pub struct MemberFlags {
+    pub index: u8,
+    pub settings: MemberSettings,
+    pub generation: u16,
+    pub initial_cluster: String,
+    pub initial_cluster_state: &'static str,
+}
+
+impl MemberFlags {
+    pub fn peer_url(&self) -> String {
+        peer_url(self.index, self.generation)
+    }
+
+    fn arguments(&self) -> Vec<String> {
+        let ip = member_ip(self.index);
+        let settings = &self.settings;
+        let mut arguments = vec![
+            "cairn".to_string(),
+            format!("--name=member-{}", self.index),
+            "--data-dir=/data".to_string(),
+            format!("--listen-client-urls=http://{ip}:2379"),
+            format!("--listen-peer-urls={}", self.peer_url()),
+            format!("--initial-advertise-peer-urls={}", self.peer_url()),
+            format!("--initial-cluster={}", self.initial_cluster),
+            format!("--initial-cluster-state={}", self.initial_cluster_state),
+            format!("--heartbeat-interval={}", settings.heartbeat_interval_ms),
+            format!("--election-timeout={}", settings.election_timeout_ms),
+            format!("--snapshot-count={}", settings.snapshot_count),
+        ];
+        if settings.unsafe_no_fsync {
+            arguments.push("--unsafe-no-fsync".to_string());
+        }
+        arguments
+    }
+}
+
 pub struct SimMember {
     pub index: u8,
     pub node: NodeHandle,
     /// Survives kills and restarts of the node, as a real disk would.
     pub disk: MemoryDisk,
+    /// Read each time the node starts.
+    pub flags: Arc<Mutex<MemberFlags>>,
 }
 
 /// Starts member `index` of a cluster of `settings.members` as a madsim node running the
 /// production server on its own disk. A restart of the node runs it again on that disk.
 pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> SimMember {
-    let ip = member_ip(index);
     let disk = MemoryDisk::new(MemoryDiskOptions {
         ignore_syncs: settings.unsafe_no_fsync,
         ..MemoryDiskOptions::default()
     });
     let initial_cluster = (1..=settings.members)
-        .map(|member| format!("member-{member}=http://{}:2380", member_ip(member)))
+        .map(|member| format!("member-{member}={}", peer_url(member, 0)))
         .collect::<Vec<_>>()
         .join(",");
-    let mut arguments = vec![
-        "cairn".to_string(),
-        format!("--name=member-{index}"),
-        "--data-dir=/data".to_string(),
-        format!("--listen-client-urls=http://{ip}:2379"),
-        format!("--listen-peer-urls=http://{ip}:2380"),
-        format!("--initial-advertise-peer-urls=http://{ip}:2380"),
-        format!("--initial-cluster={initial_cluster}"),
-        format!("--heartbeat-interval={}", settings.heartbeat_interval_ms),
-        format!("--election-timeout={}", settings.election_timeout_ms),
-        format!("--snapshot-count={}", settings.snapshot_count),
-    ];
-    if settings.unsafe_no_fsync {
-        arguments.push("--unsafe-no-fsync".to_string());
-    }
-    let node_disk = disk.clone();
+    let flags = Arc::new(Mutex::new(MemberFlags {
+        index,
+        settings: settings.clone(),
+        generation: 0,
+        initial_cluster,
+        initial_cluster_state: "new",
+    }));
+    let (node_disk, node_flags) = (disk.clone(), flags.clone());
     let node = handle
         .create_node()
         .name(format!("member-{index}"))
-        .ip(ip)
+        .ip(member_ip(index))
         .init(move || {
             let disk = node_disk.clone();
-            let config = Config::parse_from(&arguments);
+            let config = Config::parse_from(node_flags.lock().unwrap().arguments());
             async move {
                 match server::start(&config, Arc::new(disk)).await {
                     Ok(mut member) => {
@@ -102,5 +140,10 @@ pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> Si
             }
         })
         .build();
-    SimMember { index, node, disk }
+    SimMember {
+        index,
+        node,
+        disk,
+        flags,
+    }
 }

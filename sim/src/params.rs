@@ -25,13 +25,17 @@ pub enum FaultKind {
     DiskFull,
     /// A member's fsync fails.
     FailingFsync,
+    /// A member's fsync takes tens to hundreds of milliseconds.
+    SlowFsync,
     /// Network latency raised for a while.
     Latency,
     /// Leadership moved to another voter (etcd's MoveLeader) under load.
     LeaderTransfer,
+    /// A member removed, wiped and added back as a learner under a new ID, then promoted.
+    MemberReplace,
 }
 
-pub const ALL_FAULTS: [FaultKind; 11] = [
+pub const ALL_FAULTS: [FaultKind; 13] = [
     FaultKind::Partition,
     FaultKind::Isolate,
     FaultKind::OneWay,
@@ -41,8 +45,10 @@ pub const ALL_FAULTS: [FaultKind; 11] = [
     FaultKind::Pause,
     FaultKind::DiskFull,
     FaultKind::FailingFsync,
+    FaultKind::SlowFsync,
     FaultKind::Latency,
     FaultKind::LeaderTransfer,
+    FaultKind::MemberReplace,
 ];
 
 impl FaultKind {
@@ -73,6 +79,8 @@ pub struct Params {
     pub serializable_gets_percent: u32,
     pub deletes_percent: u32,
     pub compare_and_swaps_percent: u32,
+    /// Percentage of client steps that read the whole key space in one range instead.
+    pub ranges_percent: u32,
     pub watchers: usize,
     pub lease_clients: usize,
     pub compactions: bool,
@@ -131,6 +139,9 @@ impl Params {
             compare_and_swaps_percent: scenario
                 .compare_and_swaps_percent
                 .unwrap_or_else(|| random.gen_range(0..=20)),
+            ranges_percent: scenario
+                .ranges_percent
+                .unwrap_or_else(|| random.gen_range(0..=15)),
             watchers: scenario.watchers.unwrap_or_else(|| random.gen_range(0..=3)),
             lease_clients: scenario
                 .lease_clients

@@ -27,6 +27,7 @@ pub struct Scenario {
     pub serializable_gets_percent: Option<u32>,
     pub deletes_percent: Option<u32>,
     pub compare_and_swaps_percent: Option<u32>,
+    pub ranges_percent: Option<u32>,
     pub watchers: Option<usize>,
     pub lease_clients: Option<usize>,
     pub compactions: Option<bool>,

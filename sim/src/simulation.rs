@@ -142,11 +142,17 @@ async fn simulate(params: Params) -> Outcome {
             ))
             .await;
             let kind = params.faults[random.gen_range(0..params.faults.len())];
-            let description = faults.apply(kind, &mut random);
-            recorder
-                .lock()
-                .unwrap()
-                .note(format!("fault {description}"));
+            match faults.apply(kind, &mut random).await {
+                Ok(description) => recorder
+                    .lock()
+                    .unwrap()
+                    .note(format!("fault {description}")),
+                Err(failure) => {
+                    let mut recorder = recorder.lock().unwrap();
+                    recorder.note(format!("fault failed: {failure}"));
+                    recorder.history.stalled_changes.push(failure);
+                }
+            }
             madsim::time::sleep(Duration::from_millis(
                 random.gen_range(100..=params.fault_duration_max_ms),
             ))

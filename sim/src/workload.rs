@@ -100,6 +100,30 @@ pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder,
     let mut last_mod: std::collections::BTreeMap<String, i64> = Default::default();
     let mut sequence = 0;
     while now_ms(&recorder) < stop_ms {
+        if random.gen_range(0..100) < params.ranges_percent {
+            let linearizable = random.gen_range(0..100) >= params.serializable_gets_percent;
+            let mut kv = clients[random.gen_range(0..clients.len())].clone();
+            let invoked_ms = now_ms(&recorder);
+            let outcome = execute_range(&params, &mut kv, linearizable).await;
+            let reads = range_as_reads(&params, linearizable, outcome);
+            for (request, response) in &reads {
+                if let Response::Read { found, .. } = response {
+                    let mod_revision = found.as_ref().map_or(0, |observed| observed.mod_revision);
+                    last_mod.insert(request.key().to_string(), mod_revision);
+                }
+            }
+            for (request, response) in reads {
+                record(
+                    &recorder,
+                    client,
+                    recorded(&params, request),
+                    invoked_ms,
+                    response,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(random.gen_range(1..30))).await;
+            continue;
+        }
         let key = format!("{KEY_PREFIX}{}", random.gen_range(0..params.keys));
         sequence += 1;
         let value = format!("c{client}-{sequence}");
@@ -133,33 +157,98 @@ pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder,
                 found.as_ref().map_or(0, |observed| observed.mod_revision),
             );
         }
-        // The deliberately wrong workload: a serializable read recorded as linearizable.
-        let request = match request {
-            Request::Get {
-                key,
-                linearizable: false,
-            } if params.serializable_recorded_as_linearizable => Request::Get {
-                key,
-                linearizable: true,
-            },
-            other => other,
-        };
-        {
-            let mut recorder = recorder.lock().unwrap();
-            let id = recorder.history.operations.len();
-            let operation = Operation {
-                id,
-                client,
-                request,
-                invoked_ms,
-                completed_ms: recorder.now_ms(),
-                response,
-            };
-            recorder.note(format!("op {operation:?}"));
-            recorder.history.operations.push(operation);
-        }
+        record(
+            &recorder,
+            client,
+            recorded(&params, request),
+            invoked_ms,
+            response,
+        );
         tokio::time::sleep(Duration::from_millis(random.gen_range(1..30))).await;
     }
+}
+
+/// The request as the history records it; the deliberately wrong workload records a
+/// serializable read as linearizable.
+fn recorded(params: &Params, request: Request) -> Request {
+    match request {
+        Request::Get {
+            key,
+            linearizable: false,
+        } if params.serializable_recorded_as_linearizable => Request::Get {
+            key,
+            linearizable: true,
+        },
+        other => other,
+    }
+}
+
+fn record(
+    recorder: &SharedRecorder,
+    client: usize,
+    request: Request,
+    invoked_ms: Millis,
+    response: Response,
+) {
+    let mut recorder = recorder.lock().unwrap();
+    let id = recorder.history.operations.len();
+    let operation = Operation {
+        id,
+        client,
+        request,
+        invoked_ms,
+        completed_ms: recorder.now_ms(),
+        response,
+    };
+    recorder.note(format!("op {operation:?}"));
+    recorder.history.operations.push(operation);
+}
+
+/// A range over the whole key space: the keys it returned and the revision it read at.
+async fn execute_range(
+    params: &Params,
+    kv: &mut KvClient<Channel>,
+    linearizable: bool,
+) -> Result<(i64, std::collections::BTreeMap<String, Observed>), String> {
+    let response = with_timeout(
+        params,
+        kv.range(pb::RangeRequest {
+            key: KEY_PREFIX.as_bytes().to_vec().into(),
+            range_end: KEY_PREFIX_END.as_bytes().to_vec().into(),
+            serializable: !linearizable,
+            ..Default::default()
+        }),
+    )
+    .await?;
+    let found = response
+        .kvs
+        .iter()
+        .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), observed(kv)))
+        .collect();
+    Ok((revision_of(&response.header), found))
+}
+
+/// A range is recorded as one read per key of the key space, all at the range's revision
+/// and with its timing: each must be right on its own, and together they must be one
+/// consistent cut of the store, which is what a range promises.
+fn range_as_reads(
+    params: &Params,
+    linearizable: bool,
+    outcome: Result<(i64, std::collections::BTreeMap<String, Observed>), String>,
+) -> Vec<(Request, Response)> {
+    (0..params.keys)
+        .map(|index| {
+            let key = format!("{KEY_PREFIX}{index}");
+            let response = match &outcome {
+                Ok((revision, found)) => Response::Read {
+                    revision: *revision,
+                    found: found.get(&key).cloned(),
+                },
+                Err(error) => Response::ReadFailed(error.clone()),
+            };
+            (Request::Get { key, linearizable }, response)
+        })
+        .collect()
 }
 
 async fn execute(params: &Params, kv: &mut KvClient<Channel>, request: &Request) -> Response {

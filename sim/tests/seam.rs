@@ -106,3 +106,40 @@ async fn acknowledged_writes_survive_a_crash_that_loses_unsynced_bytes() {
         .await
         .unwrap();
 }
+
+#[madsim::test]
+async fn a_slow_fsync_delays_acknowledgments_by_its_latency() {
+    let handle = Handle::current();
+    let member = start_member(&handle, 1, &MemberSettings::default());
+    let client = handle
+        .create_node()
+        .name("client")
+        .ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)))
+        .build();
+    let put_ms = |disk: cairn::io::MemoryDisk, latency_ms: u64| async move {
+        disk.set_options(cairn::io::MemoryDiskOptions {
+            sync_latency_ms: latency_ms,
+            ..disk.options()
+        });
+        let mut kv = connect(1).await;
+        let started = madsim::time::Instant::now();
+        kv.put(PutRequest {
+            key: b"slow".to_vec().into(),
+            value: latency_ms.to_string().into_bytes().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        started.elapsed().as_millis() as u64
+    };
+    let fast = client.spawn(put_ms(member.disk.clone(), 0)).await.unwrap();
+    let slow = client
+        .spawn(put_ms(member.disk.clone(), 300))
+        .await
+        .unwrap();
+    // A put waits for at least one WAL fsync before it is acknowledged.
+    assert!(
+        fast < 300 && slow >= 300,
+        "fast put {fast} ms, slow put {slow} ms"
+    );
+}

@@ -162,6 +162,15 @@ impl MemoryDisk {
         }
     }
 
+    /// Replaces the disk's contents with nothing, as a new machine's blank disk (options
+    /// such as capacity stay).
+    pub fn wipe(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.names.clear();
+        state.durable_names.clear();
+        state.files.clear();
+    }
+
     /// Flips one byte of a file (for corruption tests).
     pub fn corrupt(&self, path: &Path, offset: usize) {
         let mut state = self.state.lock().unwrap();

@@ -217,11 +217,15 @@ impl RaftNode {
         leader: MemberId,
         request: Forwarded,
     ) -> Result<PeerResponse, EtcdError> {
+        // The leader is in raft's effective membership even before this member applied it.
         let peer_urls = self
-            .members()
-            .into_iter()
-            .find(|member| member.id == leader)
-            .map(|member| member.node.peer_urls)
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|node| node.peer_urls.clone())
             .ok_or(EtcdError::NoLeader)?;
         call(self.transport.as_ref(), leader, &peer_urls, &PeerRequest::Forward(request), self.config.request_timeout()).await.map_err(|error| {
             tracing::debug!(leader = format_args!("{leader:x}"), %error, "forwarding to the leader failed");
@@ -333,9 +337,12 @@ impl RaftNode {
     }
 
     /// Members as this member's raft state has them, voters and learners.
+    /// The applied (so committed) membership, as etcd lists it. Not raft's effective one: a
+    /// change appended but not yet committed may still be lost, and an operator who acted
+    /// on it (stopping a member it no longer lists) could leave the cluster without quorum.
     pub fn members(&self) -> Vec<MemberInfo> {
-        let metrics = self.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
+        let stored = self.shared.membership();
+        let membership = stored.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         membership
             .nodes()

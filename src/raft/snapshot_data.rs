@@ -4,7 +4,7 @@
 //! a whole snapshot in memory.
 
 use crate::io::{Disk, DiskFile};
-use crate::storage::snapshot::PIECE_BYTES;
+use crate::storage::snapshot::{SnapshotPin, PIECE_BYTES};
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -18,16 +18,19 @@ pub struct SnapshotData {
     position: u64,
     /// Set while receiving; a mutex only because openraft wants the data `Sync`.
     receiving: Option<Mutex<Box<dyn DiskFile>>>,
+    /// Set while sending: the file stays on disk until the transfer is done.
+    _pin: Option<SnapshotPin>,
 }
 
 impl SnapshotData {
     /// A complete snapshot file, to be read (sent to a follower).
-    pub fn sending(disk: Arc<dyn Disk>, path: PathBuf) -> SnapshotData {
+    pub fn sending(disk: Arc<dyn Disk>, pin: SnapshotPin) -> SnapshotData {
         SnapshotData {
             disk,
-            path,
+            path: pin.path().to_path_buf(),
             position: 0,
             receiving: None,
+            _pin: Some(pin),
         }
     }
 
@@ -39,6 +42,7 @@ impl SnapshotData {
             path,
             position: 0,
             receiving: Some(Mutex::new(file)),
+            _pin: None,
         })
     }
 
@@ -135,16 +139,17 @@ impl AsyncWrite for SnapshotData {
 mod tests {
     use super::*;
     use crate::io::MemoryDisk;
+    use crate::storage::snapshot::SnapshotStore;
     use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn chunks_are_read_and_written_in_place_and_resent_chunks_replace_the_tail() {
-        let disk = MemoryDisk::default();
-        let source_path = PathBuf::from("/snap/source");
-        let content: Vec<u8> = (0..3 * PIECE_BYTES as u32 + 17).map(|i| i as u8).collect();
-        disk.write_synced(&source_path, &content).unwrap();
-        let disk: Arc<dyn Disk> = Arc::new(disk);
-        let mut source = SnapshotData::sending(disk.clone(), source_path);
+        let disk: Arc<dyn Disk> = Arc::new(MemoryDisk::default());
+        let store = SnapshotStore::open(disk.clone(), Path::new("/snap")).unwrap();
+        let value: Vec<u8> = (0..3 * PIECE_BYTES as u32 + 17).map(|i| i as u8).collect();
+        let pin = store.save(3, 1, &value).unwrap();
+        let content = disk.read(pin.path()).unwrap();
+        let mut source = SnapshotData::sending(disk.clone(), pin);
         let end = source.seek(SeekFrom::End(0)).await.unwrap();
         assert_eq!(end, content.len() as u64);
         assert!(

@@ -62,6 +62,11 @@ impl SharedState {
         self.commands_since_snapshot.store(0, Ordering::Relaxed);
     }
 
+    /// The applied membership.
+    pub fn membership(&self) -> StoredMembership<u64, MemberNode> {
+        self.state.lock().unwrap().membership.clone()
+    }
+
     /// The store revision after the latest apply, without copying any state.
     pub fn revision(&self) -> Revision {
         *self.revision.borrow()
@@ -138,15 +143,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let snapshots = self.snapshots.clone();
         let (index, term) = last.map_or((0, 0), |id| (id.index, id.leader_id.term));
-        let path = io::blocking(move || snapshots.save(index, term, &file))
+        let pin = io::blocking(move || snapshots.save(index, term, &file))
             .await
             .map_err(|error| {
                 storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
             })?;
-        tracing::info!(index, path = %path.display(), "snapshot saved");
+        tracing::info!(index, path = %pin.path().display(), "snapshot saved");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(SnapshotData::sending(self.snapshots.disk().clone(), path)),
+            snapshot: Box::new(SnapshotData::sending(self.snapshots.disk().clone(), pin)),
         })
     }
 }
@@ -254,17 +259,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let snapshots = self.snapshots.clone();
         // The metadata is encoded in front of the state: read just that much.
         let loaded = io::blocking(move || {
-            let Some(path) = snapshots.latest()? else {
+            let Some(pin) = snapshots.latest_pinned()? else {
                 return Ok(None);
             };
-            let meta = snapshots.load_prefix::<SnapshotMeta<u64, MemberNode>>(&path)?;
-            Ok::<_, crate::storage::StorageError>(Some((path, meta)))
+            let meta = snapshots.load_prefix::<SnapshotMeta<u64, MemberNode>>(pin.path())?;
+            Ok::<_, crate::storage::StorageError>(Some((pin, meta)))
         })
         .await
         .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;
-        Ok(loaded.map(|(path, meta)| Snapshot {
+        Ok(loaded.map(|(pin, meta)| Snapshot {
             meta,
-            snapshot: Box::new(SnapshotData::sending(self.snapshots.disk().clone(), path)),
+            snapshot: Box::new(SnapshotData::sending(self.snapshots.disk().clone(), pin)),
         }))
     }
 }

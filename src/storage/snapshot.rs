@@ -15,10 +15,11 @@ use super::StorageError;
 use crate::io::{Disk, DiskFile};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const MAGIC: &[u8; 8] = b"CAIRNSNP";
 const END_MAGIC: &[u8; 8] = b"CAIRNEND";
@@ -33,6 +34,34 @@ pub struct SnapshotStore {
     dir: PathBuf,
     /// Names temporary files apart: a snapshot may be built while another is received.
     next_temporary: AtomicU64,
+    /// Snapshot files being read (sent to a follower), with their reader counts: pruning
+    /// leaves them alone, or a transfer slower than two snapshot intervals would fail.
+    pinned: Arc<Mutex<BTreeMap<PathBuf, usize>>>,
+}
+
+/// Keeps a snapshot file from being pruned while it is held.
+#[derive(Debug)]
+pub struct SnapshotPin {
+    pinned: Arc<Mutex<BTreeMap<PathBuf, usize>>>,
+    path: PathBuf,
+}
+
+impl SnapshotPin {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SnapshotPin {
+    fn drop(&mut self) {
+        let mut pinned = self.pinned.lock().unwrap();
+        if let Some(readers) = pinned.get_mut(&self.path) {
+            *readers -= 1;
+            if *readers == 0 {
+                pinned.remove(&self.path);
+            }
+        }
+    }
 }
 
 impl SnapshotStore {
@@ -51,6 +80,7 @@ impl SnapshotStore {
             disk,
             dir: dir.to_path_buf(),
             next_temporary: AtomicU64::new(0),
+            pinned: Arc::default(),
         })
     }
 
@@ -71,7 +101,7 @@ impl SnapshotStore {
         last_index: u64,
         last_term: u64,
         value: &T,
-    ) -> Result<PathBuf, StorageError> {
+    ) -> Result<SnapshotPin, StorageError> {
         let temporary = self.temporary_path("build");
         let saved = self
             .write_file(&temporary, value)
@@ -125,13 +155,14 @@ impl SnapshotStore {
         adopted
     }
 
-    /// Renames a complete, synced temporary file into place and drops old snapshots.
+    /// Renames a complete, synced temporary file into place and drops old snapshots; the
+    /// new one comes back pinned, so a caller that reads it is never pruned under.
     fn adopt(
         &self,
         temporary: &Path,
         last_index: u64,
         last_term: u64,
-    ) -> Result<PathBuf, StorageError> {
+    ) -> Result<SnapshotPin, StorageError> {
         let path = self
             .dir
             .join(format!("{last_index:016x}-{last_term:016x}.snap"));
@@ -141,14 +172,36 @@ impl SnapshotStore {
         self.disk
             .sync_dir(&self.dir)
             .map_err(StorageError::io("sync directory", &self.dir))?;
+        let mut pinned = self.pinned.lock().unwrap();
+        let pin = self.pin_locked(&mut pinned, path);
         let names = self.snapshot_names()?;
         for old in names.iter().rev().skip(SNAPSHOTS_KEPT) {
             let old_path = self.dir.join(old);
+            if pinned.contains_key(&old_path) {
+                continue;
+            }
             self.disk
                 .remove(&old_path)
                 .map_err(StorageError::io("remove", &old_path))?;
         }
-        Ok(path)
+        Ok(pin)
+    }
+
+    fn pin_locked(&self, pinned: &mut BTreeMap<PathBuf, usize>, path: PathBuf) -> SnapshotPin {
+        *pinned.entry(path.clone()).or_default() += 1;
+        SnapshotPin {
+            pinned: self.pinned.clone(),
+            path,
+        }
+    }
+
+    /// The newest snapshot file, pinned for reading: finding and pinning it happen under
+    /// the lock pruning takes, so it cannot vanish in between.
+    pub fn latest_pinned(&self) -> Result<Option<SnapshotPin>, StorageError> {
+        let mut pinned = self.pinned.lock().unwrap();
+        Ok(self
+            .latest()?
+            .map(|path| self.pin_locked(&mut pinned, path)))
     }
 
     fn snapshot_names(&self) -> Result<Vec<String>, StorageError> {

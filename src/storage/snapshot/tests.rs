@@ -38,12 +38,36 @@ fn keeps_newest_and_detects_damage() {
 }
 
 #[test]
+fn a_snapshot_being_read_outlives_pruning_until_released() {
+    let disk = MemoryDisk::default();
+    let store = store(&disk);
+    drop(store.save(1, 1, &1u64).unwrap());
+    let reading = store.latest_pinned().unwrap().unwrap();
+    for index in 2..=5u64 {
+        drop(store.save(index, 1, &index).unwrap());
+    }
+    assert_eq!(
+        store.load::<u64>(reading.path()).unwrap(),
+        1,
+        "pinned: kept"
+    );
+    drop(reading);
+    drop(store.save(6, 1, &6u64).unwrap());
+    let names = disk.list(Path::new("/data/snap")).unwrap();
+    assert_eq!(
+        names.len(),
+        SNAPSHOTS_KEPT,
+        "released: pruned with the rest: {names:?}"
+    );
+}
+
+#[test]
 fn large_payloads_round_trip_in_pieces_and_torn_files_are_named() {
     let disk = MemoryDisk::default();
     let store = store(&disk);
     // Several pieces long, with a prefix readable on its own.
     let value: (String, Vec<u64>) = ("meta".into(), (0..200_000).collect());
-    let path = store.save(9, 2, &value).unwrap();
+    let path = store.save(9, 2, &value).unwrap().path().to_path_buf();
     assert!(disk.len(&path).unwrap() > 4 * PIECE_BYTES as u64);
     assert_eq!(store.load::<(String, Vec<u64>)>(&path).unwrap(), value);
     assert_eq!(store.load_prefix::<String>(&path).unwrap(), "meta");
@@ -65,7 +89,11 @@ fn large_payloads_round_trip_in_pieces_and_torn_files_are_named() {
 fn a_received_copy_is_checked_before_it_is_adopted() {
     let leader_disk = MemoryDisk::default();
     let leader = store(&leader_disk);
-    let source = leader.save(5, 1, &vec![7u32; 100_000]).unwrap();
+    let source = leader
+        .save(5, 1, &vec![7u32; 100_000])
+        .unwrap()
+        .path()
+        .to_path_buf();
     let length = leader_disk.len(&source).unwrap();
 
     let copy = |follower: &SnapshotStore, damage_at: Option<u64>| {
