@@ -16,6 +16,8 @@ use std::time::Duration;
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// Most revokes proposed per check, so a mass expiry cannot flood the log at once.
 const REVOKES_PER_CHECK_MAX: usize = 64;
+/// How often a keepalive for an expired lease looks whether its revoke has applied.
+const EXPIRED_RENEWAL_POLL: Duration = Duration::from_millis(20);
 /// How often the leader checkpoints remaining TTLs through raft (etcd: 5 minutes).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -153,17 +155,35 @@ impl Lessor {
         // apply everything committed before renewing, so a just-granted lease is known.
         let index = self.node.read_index_on_leader().await?;
         self.node.wait_applied(index).await?;
-        let view = self.node.view();
-        let lease = view
-            .machine
-            .leases()
-            .get(id)
-            .ok_or(EtcdError::LeaseNotFound)?;
-        let mut state = self.inner.lock().unwrap();
-        state
-            .queue
-            .refresh(id, clock::monotonic_ms(), lease.ttl_seconds as u64 * 1000);
-        Ok(lease.ttl_seconds)
+        let waited_since_ms = clock::monotonic_ms();
+        loop {
+            let view = self.node.view();
+            let lease = view
+                .machine
+                .leases()
+                .get(id)
+                .ok_or(EtcdError::LeaseNotFound)?;
+            let now_ms = clock::monotonic_ms();
+            {
+                let mut state = self.inner.lock().unwrap();
+                // An expired lease may already have a revoke in flight; renewing it would
+                // answer a TTL for a lease about to vanish. As etcd does, wait for the revoke
+                // and report the lease gone.
+                if state.queue.remaining_ms(id, now_ms) != Some(0) {
+                    state
+                        .queue
+                        .refresh(id, now_ms, lease.ttl_seconds as u64 * 1000);
+                    return Ok(lease.ttl_seconds);
+                }
+            }
+            if !self.node.status().is_leader {
+                return Err(EtcdError::NotLeader);
+            }
+            if now_ms - waited_since_ms > self.node.config().request_timeout().as_millis() as u64 {
+                return Err(EtcdError::Timeout);
+            }
+            clock::sleep(EXPIRED_RENEWAL_POLL).await;
+        }
     }
 
     /// Remaining seconds of lease `id` and its granted TTL (`None` if it does not exist),

@@ -232,12 +232,7 @@ impl SnapshotStore {
     /// The payload of `path`, decoded as it streams past and checked against its CRC; any
     /// damage is an error naming the file and offset.
     pub fn load<T: DeserializeOwned>(&self, path: &Path) -> Result<T, StorageError> {
-        let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
-            what: "snapshot",
-            path: path.to_path_buf(),
-            offset,
-            reason,
-        };
+        let corrupt = |offset: u64, reason: String| corrupt(path, offset, reason);
         let length = self.check_header(path)?;
         if length < HEADER_BYTES + TRAILER_BYTES {
             return Err(corrupt(length, "missing snapshot trailer".into()));
@@ -292,12 +287,7 @@ impl SnapshotStore {
 
     /// Checks magic and version; returns the file's length.
     fn check_header(&self, path: &Path) -> Result<u64, StorageError> {
-        let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
-            what: "snapshot",
-            path: path.to_path_buf(),
-            offset,
-            reason,
-        };
+        let corrupt = |offset: u64, reason: String| corrupt(path, offset, reason);
         let length = self
             .disk
             .len(path)
@@ -330,6 +320,15 @@ impl SnapshotStore {
 
     pub fn used_bytes(&self) -> u64 {
         self.disk.used_bytes(&self.dir)
+    }
+}
+
+fn corrupt(path: &Path, offset: u64, reason: String) -> StorageError {
+    StorageError::Corrupt {
+        what: "snapshot",
+        path: path.to_path_buf(),
+        offset,
+        reason,
     }
 }
 
