@@ -326,15 +326,19 @@ fn learner_catches_up_by_snapshot_is_promoted_and_a_member_is_removed() {
     );
 }
 
+/// The ID member 2 lists for `peer_url`. Its list shows what it has applied (etcdctl 3.4's
+/// member list is served locally, as etcd serves it), so a just-added member may take a
+/// moment to appear.
 fn member_id(cluster: &Cluster, peer_url: &str) -> String {
-    let list = cluster.members[1].ok(&["member", "list"]);
-    list.lines()
-        .find(|line| line.contains(peer_url))
-        .unwrap_or_else(|| panic!("{peer_url} not in {list}"))
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = cluster.members[1].ok(&["member", "list"]);
+        if let Some(line) = list.lines().find(|line| line.contains(peer_url)) {
+            return line.split(',').next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "{peer_url} not in {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -50,6 +50,12 @@ impl<'a> Faults<'a> {
         self.state.clogged_links.extend([(a, b), (b, a)]);
     }
 
+    fn isolate(&mut self, victim: usize) {
+        for other in (0..self.members.len()).filter(|other| *other != victim) {
+            self.clog_both(victim, other);
+        }
+    }
+
     /// Applies one fault of `kind`; returns a description for the trace, or what the
     /// cluster failed to do (a fault that is an operator's request to a healed cluster).
     pub async fn apply(
@@ -57,6 +63,20 @@ impl<'a> Faults<'a> {
         kind: FaultKind,
         random: &mut impl Rng,
     ) -> Result<String, String> {
+        if kind == FaultKind::Isolate && self.members.len() > 1 && random.gen_bool(0.5) {
+            // Half the isolations cut off whoever leads now: the stale-leader case.
+            let members = self.members.len();
+            let leader = self
+                .operator
+                .spawn(find_leader(members))
+                .await
+                .ok()
+                .flatten();
+            if let Some((victim, _)) = leader {
+                self.isolate(victim);
+                return Ok(format!("isolate the leader, member-{}", victim + 1));
+            }
+        }
         if kind == FaultKind::MemberReplace && self.members.len() > 1 {
             let victim = &self.members[random.gen_range(0..self.members.len())];
             let replacement = Replacement::of(self.handle, victim, self.members.len());
@@ -86,11 +106,8 @@ impl<'a> Faults<'a> {
                 format!("partition {:?} | {:?}", indexes(left), indexes(right))
             }
             FaultKind::Isolate if count > 1 => {
-                let victim = order[0];
-                for other in (0..count).filter(|other| *other != victim) {
-                    self.clog_both(victim, other);
-                }
-                format!("isolate member-{}", victim + 1)
+                self.isolate(order[0]);
+                format!("isolate member-{}", order[0] + 1)
             }
             FaultKind::OneWay if count > 1 => {
                 let (from, to) = (order[0], order[1]);
@@ -237,25 +254,36 @@ fn indexes(members: &[usize]) -> Vec<usize> {
     members.iter().map(|member| member + 1).collect()
 }
 
-/// Finds the leader and asks it to move leadership to another voter chosen by `seed`.
-async fn transfer_leadership(members: usize, seed: u64) {
-    use cairn::api::pb::etcdserverpb::{
-        cluster_client::ClusterClient, maintenance_client::MaintenanceClient, MemberListRequest,
-        MoveLeaderRequest, StatusRequest,
-    };
-    let timeout = Duration::from_secs(3);
-    for channel in crate::workload::channels(members) {
-        let mut maintenance = MaintenanceClient::new(channel.clone());
-        let Ok(Ok(status)) =
-            tokio::time::timeout(timeout, maintenance.status(StatusRequest {})).await
-        else {
+const OPERATOR_CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The member (0-based) that says it leads, with its member ID, asking each in turn.
+async fn find_leader(members: usize) -> Option<(usize, u64)> {
+    use cairn::api::pb::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
+    for (index, channel) in crate::workload::channels(members).into_iter().enumerate() {
+        let mut maintenance = MaintenanceClient::new(channel);
+        let call = maintenance.status(StatusRequest {});
+        let Ok(Ok(status)) = tokio::time::timeout(OPERATOR_CALL_TIMEOUT, call).await else {
             continue;
         };
         let status = status.into_inner();
         let own_id = status.header.map_or(0, |header| header.member_id);
-        if status.leader == 0 || status.leader != own_id {
-            continue;
+        if status.leader != 0 && status.leader == own_id {
+            return Some((index, own_id));
         }
+    }
+    None
+}
+
+/// Finds the leader and asks it to move leadership to another voter chosen by `seed`.
+async fn transfer_leadership(members: usize, seed: u64) {
+    use cairn::api::pb::etcdserverpb::{
+        cluster_client::ClusterClient, maintenance_client::MaintenanceClient, MemberListRequest,
+        MoveLeaderRequest,
+    };
+    let timeout = OPERATOR_CALL_TIMEOUT;
+    if let Some((index, own_id)) = find_leader(members).await {
+        let channel = crate::workload::channels(members).swap_remove(index);
+        let mut maintenance = MaintenanceClient::new(channel.clone());
         let listed = tokio::time::timeout(
             timeout,
             ClusterClient::new(channel).member_list(MemberListRequest {
@@ -278,6 +306,5 @@ async fn transfer_leadership(members: usize, seed: u64) {
             )
             .await;
         }
-        return;
     }
 }

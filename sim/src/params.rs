@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 pub enum FaultKind {
     /// Random halves (including even splits such as 2|2 and 3|3).
     Partition,
-    /// The leader (or any member) cut off from everyone.
+    /// A member cut off from everyone: half the time whoever leads, else any member.
     Isolate,
     /// Traffic from one member to another dropped, the reverse kept.
     OneWay,
@@ -88,6 +88,8 @@ pub struct Params {
     pub unsafe_no_fsync: bool,
     /// A deliberately wrong workload: serializable reads recorded as linearizable.
     pub serializable_recorded_as_linearizable: bool,
+    /// The checkers whose violations fail the run.
+    pub checkers: Vec<String>,
 }
 
 impl Params {
@@ -151,6 +153,12 @@ impl Params {
             serializable_recorded_as_linearizable: scenario
                 .serializable_recorded_as_linearizable
                 .unwrap_or(false),
+            checkers: scenario.checkers.clone().unwrap_or_else(|| {
+                crate::check::CHECKERS
+                    .iter()
+                    .map(|name| name.to_string())
+                    .collect()
+            }),
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Scenario {
     pub compactions: Option<bool>,
     pub unsafe_no_fsync: Option<bool>,
     pub serializable_recorded_as_linearizable: Option<bool>,
+    /// Checkers to run by name (default: all of `check::CHECKERS`). A member that panics
+    /// always fails the run.
+    pub checkers: Option<Vec<String>>,
 }
 
 impl Scenario {
@@ -47,6 +50,15 @@ impl Scenario {
                 if crate::params::FaultKind::parse(name).is_none() {
                     return Err(format!("{}: unknown fault kind {name:?}", path.display()));
                 }
+            }
+        }
+        for name in scenario.checkers.iter().flatten() {
+            if !crate::check::CHECKERS.contains(&name.as_str()) {
+                return Err(format!(
+                    "{}: unknown checker {name:?} (known: {:?})",
+                    path.display(),
+                    crate::check::CHECKERS
+                ));
             }
         }
         Ok(scenario)

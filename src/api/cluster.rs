@@ -2,7 +2,6 @@
 
 use super::pb::etcdserverpb::{self as pb, cluster_server::Cluster};
 use super::{status, Context};
-use crate::base::EtcdError;
 use crate::raft::{MemberInfo, MembershipChange};
 use tonic::{Request, Response, Status};
 
@@ -138,16 +137,9 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        // The leader checks the member exists, against its newest configuration; this
+        // member may not have applied the add yet.
         let id = request.into_inner().id;
-        if !self
-            .context
-            .node
-            .members()
-            .iter()
-            .any(|member| member.id == id)
-        {
-            return Err(status(EtcdError::MemberNotFound));
-        }
         let (_, members, revision) = self.change(MembershipChange::Promote { id }).await?;
         Ok(Response::new(pb::MemberPromoteResponse {
             header: self.context.header(revision),

@@ -219,13 +219,10 @@ impl RaftNode {
     ) -> Result<PeerResponse, EtcdError> {
         // The leader is in raft's effective membership even before this member applied it.
         let peer_urls = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|node| node.peer_urls.clone())
+            .effective_members()
+            .into_iter()
+            .find(|member| member.id == leader)
+            .map(|member| member.node.peer_urls)
             .ok_or(EtcdError::NoLeader)?;
         call(self.transport.as_ref(), leader, &peer_urls, &PeerRequest::Forward(request), self.config.request_timeout()).await.map_err(|error| {
             tracing::debug!(leader = format_args!("{leader:x}"), %error, "forwarding to the leader failed");
@@ -336,22 +333,19 @@ impl RaftNode {
         }
     }
 
-    /// Members as this member's raft state has them, voters and learners.
-    /// The applied (so committed) membership, as etcd lists it. Not raft's effective one: a
-    /// change appended but not yet committed may still be lost, and an operator who acted
-    /// on it (stopping a member it no longer lists) could leave the cluster without quorum.
+    /// The applied (so committed) members, voters and learners, as etcd lists them. Not
+    /// raft's effective membership: a change appended but not yet committed may still be
+    /// lost, and an operator who acted on it (stopping a member it no longer lists) could
+    /// leave the cluster without quorum.
     pub fn members(&self) -> Vec<MemberInfo> {
-        let stored = self.shared.membership();
-        let membership = stored.membership();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        membership
-            .nodes()
-            .map(|(id, node)| MemberInfo {
-                id: *id,
-                node: node.clone(),
-                is_learner: !voters.contains(id),
-            })
-            .collect()
+        member_infos(self.shared.membership().membership())
+    }
+
+    /// Raft's effective membership: the newest configuration in this member's log. On the
+    /// leader it holds every committed change, even one a new leader has not applied yet,
+    /// and it is what the next change builds on, so changes are checked against it.
+    fn effective_members(&self) -> Vec<MemberInfo> {
+        member_infos(self.raft.metrics().borrow().membership_config.membership())
     }
 
     /// Applies a member-list change through the leader; returns the member it concerns
@@ -379,7 +373,7 @@ impl RaftNode {
         if !self.status().is_leader {
             return Err(EtcdError::NotLeader);
         }
-        let members = self.members();
+        let members = self.effective_members();
         let find = |id: MemberId| {
             members
                 .iter()
@@ -503,7 +497,7 @@ impl RaftNode {
             return Ok(());
         }
         let member = self
-            .members()
+            .effective_members()
             .into_iter()
             .find(|member| member.id == target && !member.is_learner)
             .ok_or(EtcdError::BadLeaderTransferee)?;
@@ -586,6 +580,18 @@ impl RaftNode {
             tracing::warn!(%error, "raft shutdown");
         }
     }
+}
+
+fn member_infos(membership: &openraft::Membership<u64, MemberNode>) -> Vec<MemberInfo> {
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, node)| MemberInfo {
+            id: *id,
+            node: node.clone(),
+            is_learner: !voters.contains(id),
+        })
+        .collect()
 }
 
 fn quorum(voters: usize) -> usize {

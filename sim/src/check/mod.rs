@@ -213,6 +213,16 @@ impl KnownWrites {
 }
 
 /// Runs every checker.
+/// Every checker's name, as violations carry it and scenarios select it.
+pub const CHECKERS: [&str; 6] = [
+    "linearizability",
+    "watch",
+    "lease",
+    "durability",
+    "convergence",
+    "liveness",
+];
+
 pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
     let (known, mut violations) = KnownWrites::build(history);
     violations.extend(linearizability::check(history, &known));
