@@ -344,7 +344,7 @@ impl RaftNode {
     /// Raft's effective membership: the newest configuration in this member's log. On the
     /// leader it holds every committed change, even one a new leader has not applied yet,
     /// and it is what the next change builds on, so changes are checked against it.
-    fn effective_members(&self) -> Vec<MemberInfo> {
+    pub fn effective_members(&self) -> Vec<MemberInfo> {
         member_infos(self.raft.metrics().borrow().membership_config.membership())
     }
 

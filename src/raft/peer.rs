@@ -108,9 +108,11 @@ impl PeerHandler {
     pub async fn handle(&self, payload: &[u8], sender_knows_cluster: bool) -> Vec<u8> {
         let response = match codec::decode::<PeerRequest>("peer request", payload) {
             Err(error) => PeerResponse::Malformed(error.to_string()),
+            // A member joining right after `member add` must find itself even here, on a
+            // member that has the add in its log but has not applied it yet.
             Ok(PeerRequest::ClusterInfo) => PeerResponse::ClusterInfo {
                 cluster_id: self.cluster_id,
-                members: self.node.members(),
+                members: self.node.effective_members(),
             },
             Ok(_) if !sender_knows_cluster => PeerResponse::Malformed(
                 "only cluster discovery is allowed before joining".to_string(),

@@ -91,12 +91,14 @@ pub async fn resolve(
 }
 
 /// Asks the other listed members for the cluster's ID and checks this member was added.
+/// One member not listing it is not enough to refuse: it may lag behind the `member add`.
 async fn discover(
     member_id: MemberId,
     members: &BTreeMap<MemberId, MemberNode>,
     transport: &GrpcPeerTransport,
 ) -> anyhow::Result<u64> {
     let mut failures = Vec::new();
+    let mut not_listed_by = None;
     for (id, node) in members.iter().filter(|(id, _)| **id != member_id) {
         match call_peer(
             transport,
@@ -111,17 +113,19 @@ async fn discover(
                 cluster_id,
                 members,
             }) => {
-                if !members.iter().any(|member| member.id == member_id) {
-                    bail!(
-                        "member {member_id:x} has not been added to the cluster {cluster_id:x} that {} belongs to: add it first with `etcdctl member add` (or check --initial-cluster-token)",
-                        node.peer_urls.join(",")
-                    );
+                if members.iter().any(|member| member.id == member_id) {
+                    return Ok(cluster_id);
                 }
-                return Ok(cluster_id);
+                not_listed_by = Some((cluster_id, node.peer_urls.join(",")));
             }
             Ok(other) => failures.push(format!("{id:x}: unexpected answer {other:?}")),
             Err(error) => failures.push(format!("{}: {error}", node.peer_urls.join(","))),
         }
+    }
+    if let Some((cluster_id, urls)) = not_listed_by {
+        bail!(
+            "member {member_id:x} has not been added to the cluster {cluster_id:x} that {urls} belongs to: add it first with `etcdctl member add` (or check --initial-cluster-token)"
+        );
     }
     bail!(
         "could not reach any member of the existing cluster: {}",
