@@ -50,11 +50,20 @@ impl Lessor {
             since_checkpoint += EXPIRY_CHECK_INTERVAL;
             let expired = self.refresh_and_collect_expired();
             for id in expired {
-                match self.node.propose(Command::LeaseRevoke { id }).await {
+                // Only as leader, never forwarded: these deadlines are this member's, and a
+                // leader that was paused and lost its term must not have the new leader
+                // revoke what it renewed meanwhile (a stale leader's own proposal can
+                // never commit).
+                match self
+                    .node
+                    .propose_on_leader(Command::LeaseRevoke { id })
+                    .await
+                {
                     Ok(_) => self.inner.lock().unwrap().queue.remove(id),
                     Err(EtcdError::Stopped) => return,
                     Err(error) => {
-                        tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying")
+                        tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying");
+                        break;
                     }
                 }
             }
@@ -124,9 +133,10 @@ impl Lessor {
                 .collect()
         };
         if !checkpoints.is_empty() {
+            // Leader only, like revokes: a stale leader's remaining TTLs must not reach the log.
             if let Err(error) = self
                 .node
-                .propose(Command::LeaseCheckpoint { checkpoints })
+                .propose_on_leader(Command::LeaseCheckpoint { checkpoints })
                 .await
             {
                 tracing::debug!(%error, "lease checkpoint failed");
