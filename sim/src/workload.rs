@@ -100,71 +100,68 @@ pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder,
     let mut last_mod: std::collections::BTreeMap<String, i64> = Default::default();
     let mut sequence = 0;
     while now_ms(&recorder) < stop_ms {
-        if random.gen_range(0..100) < params.ranges_percent {
+        // One step: a range over the key space (recorded as one read per key), or one
+        // operation on one key.
+        let (invoked_ms, outcomes) = if random.gen_range(0..100) < params.ranges_percent {
             let linearizable = random.gen_range(0..100) >= params.serializable_gets_percent;
             let mut kv = clients[random.gen_range(0..clients.len())].clone();
             let invoked_ms = now_ms(&recorder);
             let outcome = execute_range(&params, &mut kv, linearizable).await;
-            let reads = range_as_reads(&params, linearizable, outcome);
-            for (request, response) in &reads {
-                if let Response::Read { found, .. } = response {
-                    let mod_revision = found.as_ref().map_or(0, |observed| observed.mod_revision);
-                    last_mod.insert(request.key().to_string(), mod_revision);
-                }
-            }
-            for (request, response) in reads {
-                record(
-                    &recorder,
-                    client,
-                    recorded(&params, request),
-                    invoked_ms,
-                    response,
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(random.gen_range(1..30))).await;
-            continue;
-        }
-        let key = format!("{KEY_PREFIX}{}", random.gen_range(0..params.keys));
-        sequence += 1;
-        let value = format!("c{client}-{sequence}");
-        let roll = random.gen_range(0..100);
-        let request = if roll < params.gets_percent {
-            let serializable = random.gen_range(0..100) < params.serializable_gets_percent;
-            Request::Get {
-                key,
-                linearizable: !serializable,
-            }
-        } else if roll < params.gets_percent + params.deletes_percent {
-            Request::Delete { key }
-        } else if roll
-            < params.gets_percent + params.deletes_percent + params.compare_and_swaps_percent
-        {
-            let expected = last_mod.get(&key).copied().unwrap_or(0);
-            Request::CompareAndSwap {
-                key,
-                expected,
-                value,
-            }
+            (invoked_ms, range_as_reads(&params, linearizable, outcome))
         } else {
-            Request::Put { key, value }
+            let request = draw_request(&params, &mut random, client, &mut sequence, &last_mod);
+            let mut kv = clients[random.gen_range(0..clients.len())].clone();
+            let invoked_ms = now_ms(&recorder);
+            let response = execute(&params, &mut kv, &request).await;
+            (invoked_ms, vec![(request, response)])
         };
-        let mut kv = clients[random.gen_range(0..clients.len())].clone();
-        let invoked_ms = now_ms(&recorder);
-        let response = execute(&params, &mut kv, &request).await;
-        if let Response::Read { found, .. } = &response {
-            last_mod.insert(
-                request.key().to_string(),
-                found.as_ref().map_or(0, |observed| observed.mod_revision),
+        for (request, response) in outcomes {
+            if let Response::Read { found, .. } = &response {
+                let mod_revision = found.as_ref().map_or(0, |observed| observed.mod_revision);
+                last_mod.insert(request.key().to_string(), mod_revision);
+            }
+            record(
+                &recorder,
+                client,
+                recorded(&params, request),
+                invoked_ms,
+                response,
             );
         }
-        record(
-            &recorder,
-            client,
-            recorded(&params, request),
-            invoked_ms,
-            response,
-        );
         tokio::time::sleep(Duration::from_millis(random.gen_range(1..30))).await;
+    }
+}
+
+/// One operation on one key of the key space, by the workload's mix.
+fn draw_request(
+    params: &Params,
+    random: &mut SmallRng,
+    client: usize,
+    sequence: &mut u64,
+    last_mod: &std::collections::BTreeMap<String, i64>,
+) -> Request {
+    let key = format!("{KEY_PREFIX}{}", random.gen_range(0..params.keys));
+    *sequence += 1;
+    let value = format!("c{client}-{sequence}");
+    let roll = random.gen_range(0..100);
+    if roll < params.gets_percent {
+        let serializable = random.gen_range(0..100) < params.serializable_gets_percent;
+        Request::Get {
+            key,
+            linearizable: !serializable,
+        }
+    } else if roll < params.gets_percent + params.deletes_percent {
+        Request::Delete { key }
+    } else if roll < params.gets_percent + params.deletes_percent + params.compare_and_swaps_percent
+    {
+        let expected = last_mod.get(&key).copied().unwrap_or(0);
+        Request::CompareAndSwap {
+            key,
+            expected,
+            value,
+        }
+    } else {
+        Request::Put { key, value }
     }
 }
 

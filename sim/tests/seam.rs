@@ -40,15 +40,20 @@ async fn get(client: &mut KvClient<Channel>, key: &str) -> Option<String> {
         .map(|kv| String::from_utf8(kv.value.to_vec()).unwrap())
 }
 
+/// The node the tests' requests come from.
+fn client_node(handle: &Handle) -> madsim::runtime::NodeHandle {
+    handle
+        .create_node()
+        .name("client")
+        .ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)))
+        .build()
+}
+
 #[madsim::test]
 async fn put_then_get_in_simulation() {
     let handle = Handle::current();
     let _member = start_member(&handle, 1, &MemberSettings::default());
-    let client = handle
-        .create_node()
-        .name("client")
-        .ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)))
-        .build();
+    let client = client_node(&handle);
     client
         .spawn(async move {
             let mut kv = connect(1).await;
@@ -69,11 +74,7 @@ async fn put_then_get_in_simulation() {
 async fn acknowledged_writes_survive_a_crash_that_loses_unsynced_bytes() {
     let handle = Handle::current();
     let member = start_member(&handle, 1, &MemberSettings::default());
-    let client = handle
-        .create_node()
-        .name("client")
-        .ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)))
-        .build();
+    let client = client_node(&handle);
     let written = client
         .spawn(async move {
             let mut kv = connect(1).await;
@@ -111,11 +112,7 @@ async fn acknowledged_writes_survive_a_crash_that_loses_unsynced_bytes() {
 async fn a_slow_fsync_delays_acknowledgments_by_its_latency() {
     let handle = Handle::current();
     let member = start_member(&handle, 1, &MemberSettings::default());
-    let client = handle
-        .create_node()
-        .name("client")
-        .ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)))
-        .build();
+    let client = client_node(&handle);
     let put_ms = |disk: cairn::io::MemoryDisk, latency_ms: u64| async move {
         disk.set_options(cairn::io::MemoryDiskOptions {
             sync_latency_ms: latency_ms,
