@@ -53,7 +53,7 @@ use tonic::{Code, Status};
 /// The version this member reports: the etcd API level it implements.
 pub const SERVER_VERSION: &str = "3.5.0";
 /// Bytes gRPC may add around the largest request (etcd's `grpcOverheadBytes`).
-pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+pub use crate::base::limits::GRPC_OVERHEAD_BYTES;
 
 /// Everything a service needs, shared by all of them.
 #[derive(Clone)]

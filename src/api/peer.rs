@@ -15,9 +15,9 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
-/// Largest peer message: a batch of entries each up to --max-request-bytes, or a snapshot
-/// chunk; raft bounds both, this bounds what a peer can make us buffer.
-pub const PEER_MESSAGE_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// Largest peer message (the largest append of entries or a snapshot chunk fits, see
+/// `base::limits`); this bounds what a peer can make us buffer.
+pub use crate::base::limits::PEER_MESSAGE_BYTES_MAX;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A refusal (wrong cluster) is logged at most this often per peer URL.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);

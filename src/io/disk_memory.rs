@@ -18,7 +18,9 @@ pub struct MemoryDiskOptions {
     /// Syncs succeed without making anything durable (what `--unsafe-no-fsync` does to a
     /// real disk): a crash then loses everything written since the file was created.
     pub ignore_syncs: bool,
-    /// Simulated time every sync takes (a slow disk), charged through `io::charge_latency`.
+    /// Simulated time every sync takes, charged through `io::charge_latency`; the synced
+    /// bytes become durable only once that time has passed (`io::after_charged_latency`),
+    /// so a crash during a slow fsync loses them.
     pub sync_latency_ms: u64,
 }
 
@@ -84,7 +86,9 @@ impl State {
         Ok(())
     }
 
-    fn sync(&mut self, id: u64) -> io::Result<()> {
+    /// Starts an fsync of file `id`: returns the length it will make durable (None when
+    /// syncs are ignored). The caller makes it durable through `MemoryDisk::settle`.
+    fn sync(&mut self, id: u64) -> io::Result<Option<usize>> {
         super::charge_latency(std::time::Duration::from_millis(
             self.options.sync_latency_ms,
         ));
@@ -93,11 +97,11 @@ impl State {
             return Err(io::Error::other("fsync failed (simulated)"));
         }
         if self.options.ignore_syncs {
-            return Ok(());
+            return Ok(None);
         }
-        let file = self.files.get_mut(&id).expect("open file exists");
-        file.synced_len = file.data.len();
-        Ok(())
+        Ok(Some(
+            self.files.get(&id).expect("open file exists").data.len(),
+        ))
     }
 }
 
@@ -171,6 +175,19 @@ impl MemoryDisk {
         state.files.clear();
     }
 
+    /// Makes `synced_len` bytes of file `id` durable once the fsync's latency has passed.
+    fn settle(&self, id: u64, synced_len: Option<usize>) {
+        let Some(synced_len) = synced_len else { return };
+        let state = self.state.clone();
+        super::after_charged_latency(Box::new(move || {
+            let mut state = state.lock().unwrap();
+            // The file may have been truncated meanwhile, or lost in a crash.
+            if let Some(file) = state.files.get_mut(&id) {
+                file.synced_len = file.synced_len.max(synced_len.min(file.data.len()));
+            }
+        }));
+    }
+
     /// Flips one byte of a file (for corruption tests).
     pub fn corrupt(&self, path: &Path, offset: usize) {
         let mut state = self.state.lock().unwrap();
@@ -239,10 +256,14 @@ impl Disk for MemoryDisk {
     }
 
     fn write_synced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let mut state = self.state.lock().unwrap();
-        let id = state.create(path);
-        state.append(id, data)?;
-        state.sync(id)
+        let (id, synced_len) = {
+            let mut state = self.state.lock().unwrap();
+            let id = state.create(path);
+            state.append(id, data)?;
+            (id, state.sync(id)?)
+        };
+        self.settle(id, synced_len);
+        Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -271,25 +292,28 @@ impl Disk for MemoryDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut state = self.state.lock().unwrap();
-        if state.options.ignore_syncs {
-            return Ok(());
-        }
-        let in_dir = |path: &PathBuf| path.parent() == Some(dir);
-        let mut durable: BTreeMap<PathBuf, u64> = state
-            .durable_names
-            .iter()
-            .filter(|(path, _)| !in_dir(path))
-            .map(|(p, id)| (p.clone(), *id))
-            .collect();
-        durable.extend(
+        let entries: Vec<(PathBuf, u64)> = {
+            let state = self.state.lock().unwrap();
+            if state.options.ignore_syncs {
+                return Ok(());
+            }
             state
                 .names
                 .iter()
-                .filter(|(path, _)| in_dir(path))
-                .map(|(p, id)| (p.clone(), *id)),
-        );
-        state.durable_names = durable;
+                .filter(|(path, _)| path.parent() == Some(dir))
+                .map(|(path, id)| (path.clone(), *id))
+                .collect()
+        };
+        // The directory as it is now becomes durable in order with the fsyncs before it: a
+        // rename made after a slow fsync must not survive a crash that the fsync did not.
+        let (state, dir) = (self.state.clone(), dir.to_path_buf());
+        super::after_charged_latency(Box::new(move || {
+            let mut state = state.lock().unwrap();
+            state
+                .durable_names
+                .retain(|path, _| path.parent() != Some(dir.as_path()));
+            state.durable_names.extend(entries);
+        }));
         Ok(())
     }
 }
@@ -306,7 +330,9 @@ impl DiskFile for MemoryFile {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.disk.state.lock().unwrap().sync(self.id)
+        let synced_len = self.disk.state.lock().unwrap().sync(self.id)?;
+        self.disk.settle(self.id, synced_len);
+        Ok(())
     }
 
     fn size_bytes(&self) -> u64 {

@@ -32,10 +32,18 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
         // Nothing else runs during `work`, so what is charged now is this call's own cost;
         // charges made outside a blocking section are dropped here.
         CHARGED_LATENCY.set(std::time::Duration::ZERO);
+        IN_BLOCKING.set(true);
         let result = work();
+        IN_BLOCKING.set(false);
         let latency = CHARGED_LATENCY.take();
+        let deferred = DEFERRED.take();
         if !latency.is_zero() {
+            // A member killed during this sleep drops this future, and with it the deferred
+            // effects: what its fsyncs were making durable is lost, as on a real disk.
             tokio::time::sleep(latency).await;
+        }
+        for effect in deferred {
+            effect();
         }
         result
     }
@@ -45,6 +53,26 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stat
 thread_local! {
     static CHARGED_LATENCY: std::cell::Cell<std::time::Duration> =
         const { std::cell::Cell::new(std::time::Duration::ZERO) };
+    static IN_BLOCKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static DEFERRED: std::cell::RefCell<Vec<DurabilityEffect>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A change a simulated disk makes to what survives a crash (an fsync's or a directory
+/// sync's effect).
+pub type DurabilityEffect = Box<dyn FnOnce() + Send>;
+
+/// Runs `effect` once the current `blocking` call's charged latency has passed, in the order
+/// effects were registered: an fsync that takes time makes its bytes durable only when it
+/// completes, and a crash before then loses them. Outside a blocking section (and outside
+/// simulation) the effect happens at once.
+pub fn after_charged_latency(effect: DurabilityEffect) {
+    #[cfg(madsim)]
+    if IN_BLOCKING.get() {
+        DEFERRED.with_borrow_mut(|deferred| deferred.push(effect));
+        return;
+    }
+    effect()
 }
 
 /// A simulated disk's way to make the current `blocking` call slow (a slow fsync). Only

@@ -96,16 +96,13 @@ impl LeaseTable {
         }
     }
 
-    /// Stores a leader's checkpoint of the remaining TTL.
+    /// Stores a leader's checkpoint of the remaining TTL. A checkpoint of 0 clears it: the
+    /// leader sends one after renewing a checkpointed lease, which again has its whole TTL
+    /// (etcd's fix for leases restored shorter than their last renewal).
     pub fn checkpoint(&mut self, id: LeaseId, remaining_ttl_seconds: i64) {
         if let Some(lease) = self.leases.get_mut(&id) {
             lease.remaining_ttl_seconds = remaining_ttl_seconds;
         }
-    }
-
-    /// A keepalive resets the checkpoint: the lease again has its whole TTL.
-    pub fn renew(&mut self, id: LeaseId) {
-        self.checkpoint(id, 0);
     }
 }
 

@@ -18,8 +18,6 @@ const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 const REVOKES_PER_CHECK_MAX: usize = 64;
 /// How often a keepalive for an expired lease looks whether its revoke has applied.
 const EXPIRED_RENEWAL_POLL: Duration = Duration::from_millis(20);
-/// How often the leader checkpoints remaining TTLs through raft (etcd: 5 minutes).
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct Lessor {
@@ -48,6 +46,9 @@ impl Lessor {
         loop {
             clock::sleep(EXPIRY_CHECK_INTERVAL).await;
             since_checkpoint += EXPIRY_CHECK_INTERVAL;
+            if !self.caught_up_as_new_leader().await {
+                continue;
+            }
             let expired = self.refresh_and_collect_expired();
             for id in expired {
                 // Only as leader, never forwarded: these deadlines are this member's, and a
@@ -67,10 +68,26 @@ impl Lessor {
                     }
                 }
             }
-            if since_checkpoint >= CHECKPOINT_INTERVAL {
+            if since_checkpoint >= self.node.config().lease_checkpoint_interval {
                 since_checkpoint = Duration::ZERO;
                 self.checkpoint().await;
             }
+        }
+    }
+
+    /// A member that has just become leader loads deadlines only from the table as of
+    /// everything committed before its term: checkpoints (and the renewals that cleared
+    /// them) committed by the previous leader may not be applied here yet, and a deadline
+    /// from a stale table can be shorter than what the old leader promised. False while
+    /// this member leads in a new term but has not applied that far (retried next check).
+    async fn caught_up_as_new_leader(&self) -> bool {
+        let status = self.node.status();
+        if !status.is_leader || self.inner.lock().unwrap().leading_term == status.term {
+            return true;
+        }
+        match self.node.read_index_on_leader().await {
+            Ok(index) => self.node.wait_applied(index).await.is_ok(),
+            Err(_) => false,
         }
     }
 
@@ -174,17 +191,35 @@ impl Lessor {
                 .get(id)
                 .ok_or(EtcdError::LeaseNotFound)?;
             let now_ms = clock::monotonic_ms();
-            {
+            let renewed = {
                 let mut state = self.inner.lock().unwrap();
                 // An expired lease may already have a revoke in flight; renewing it would
                 // answer a TTL for a lease about to vanish. As etcd does, wait for the revoke
                 // and report the lease gone.
-                if state.queue.remaining_ms(id, now_ms) != Some(0) {
+                let expired = state.queue.remaining_ms(id, now_ms) == Some(0);
+                if !expired {
                     state
                         .queue
                         .refresh(id, now_ms, lease.ttl_seconds as u64 * 1000);
-                    return Ok(lease.ttl_seconds);
                 }
+                !expired
+            };
+            if renewed {
+                if lease.remaining_ttl_seconds > 0 {
+                    // The replicated checkpoint still holds the shorter remaining TTL; a new
+                    // leader would restore the lease with it and expire it early. Clear it
+                    // before answering, so the renewal survives a leader change.
+                    let clear = LeaseCheckpoint {
+                        id,
+                        remaining_ttl_seconds: 0,
+                    };
+                    self.node
+                        .propose_on_leader(Command::LeaseCheckpoint {
+                            checkpoints: vec![clear],
+                        })
+                        .await?;
+                }
+                return Ok(lease.ttl_seconds);
             }
             if !self.node.status().is_leader {
                 return Err(EtcdError::NotLeader);

@@ -156,9 +156,14 @@ async fn run_writer(
             }
         }
         let mut purge_through = None;
+        // A refused record fails its whole group and everything after it: nothing written
+        // after a record that never reached the log may be acknowledged.
+        let mut refused = None;
         for job in &batch {
             for (kind, payload) in &job.records {
-                wal.append(*kind, payload);
+                if refused.is_none() {
+                    refused = wal.append(*kind, payload).err();
+                }
                 // Keep the newest vote and purge point to carry into the next segment.
                 if matches!(kind, RecordKind::Vote | RecordKind::Purge) {
                     carried.retain(|(carried_kind, _)| carried_kind != kind);
@@ -168,11 +173,16 @@ async fn run_writer(
             next_index = job.next_index.unwrap_or(next_index);
             purge_through = job.purge_through.or(purge_through);
         }
-        let (returned, mut result) = io::blocking(move || {
-            let result = wal.sync();
-            (wal, result)
-        })
-        .await;
+        let (returned, mut result) = match refused {
+            Some(error) => (wal, Err(error)),
+            None => {
+                io::blocking(move || {
+                    let result = wal.sync();
+                    (wal, result)
+                })
+                .await
+            }
+        };
         wal = returned;
         if result.is_ok() && wal.should_cut() {
             result = wal.cut(next_index, &carried);
@@ -275,8 +285,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
+    /// The vote as this member restarts with it: never committed. openraft would otherwise
+    /// restore a member that led before its crash as leader of the same term at once, with
+    /// the commit point it last wrote (written without an fsync of its own, so possibly
+    /// behind entries it had acknowledged) as its read index: a linearizable read then
+    /// misses acknowledged writes. An uncommitted vote makes the member start as a follower,
+    /// as etcd's raft does, and leadership needs a new election, whose winner commits an
+    /// entry of its own term before serving reads.
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<u64>>> {
-        Ok(self.state.lock().unwrap().vote)
+        Ok(self.state.lock().unwrap().vote.map(|vote| Vote {
+            committed: false,
+            ..vote
+        }))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {

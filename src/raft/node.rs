@@ -11,7 +11,7 @@ use super::read_index::{finish_round, ReadBatcher};
 use super::state_machine::{AppliedState, SharedState, StateMachineStore};
 use super::TypeConfig;
 use crate::apply::{Applied, Command};
-use crate::base::{identity, EtcdError, MemberId, Revision};
+use crate::base::{identity, limits, EtcdError, MemberId, Revision};
 use crate::io::Disk;
 use crate::storage::snapshot::SnapshotStore;
 use crate::storage::wal::Wal;
@@ -47,6 +47,10 @@ pub struct RaftNodeConfig {
     pub wal_segment_bytes_max: u64,
     pub lease_ttl_seconds_min: i64,
     pub backend_bytes_quota: u64,
+    /// How often the leader checkpoints remaining lease TTLs.
+    pub lease_checkpoint_interval: Duration,
+    /// Bytes of commands packed into one entry at most (`base::limits::BATCH_BYTES_MAX`).
+    pub proposal_batch_bytes_max: usize,
 }
 
 impl RaftNodeConfig {
@@ -104,18 +108,25 @@ impl RaftNode {
         )?;
         let raft_config = Config {
             cluster_name: "cairn".to_string(),
-            heartbeat_interval: config.heartbeat_interval_ms,
+            // openraft uses its heartbeat interval as the timeout of every AppendEntries
+            // call, and a follower answers only after its fsync: a follower whose fsync takes
+            // longer than a heartbeat (100 ms by default) would time out every append and
+            // stall replication for good. So openraft gets half an election timeout for
+            // that, its own periodic heartbeats are off, and `send_heartbeats` sends them at
+            // `--heartbeat-interval` instead.
+            heartbeat_interval: replication_timeout_ms(&config),
+            enable_heartbeat: false,
             election_timeout_min: config.election_timeout_ms,
             election_timeout_max: config.election_timeout_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
             // etcd keeps 5000 entries after a snapshot so slow followers catch up from the log.
             max_in_snapshot_log_to_keep: config.snapshot_count.min(5000),
             // Bounded peer messages: snapshot chunks and entry batches.
-            snapshot_max_chunk_size: 1024 * 1024,
+            snapshot_max_chunk_size: limits::SNAPSHOT_CHUNK_BYTES as u64,
             // openraft's 200 ms default is too short for a 1 MiB chunk on a busy or slow
             // link: the chunk would be resent from the start forever.
             install_snapshot_timeout: config.request_timeout().as_millis() as u64,
-            max_payload_entries: 256,
+            max_payload_entries: limits::APPEND_ENTRIES_MAX as u64,
             ..Config::default()
         };
         let network = PeerNetwork {
@@ -144,25 +155,34 @@ impl RaftNode {
         if sole_voter {
             raft.trigger().elect().await?;
         }
+        tokio::spawn(send_heartbeats(
+            raft.clone(),
+            Duration::from_millis(config.heartbeat_interval_ms),
+        ));
         tokio::spawn(trigger_snapshots(
             raft.clone(),
             shared.clone(),
             config.snapshot_count,
         ));
         let request_timeout = config.request_timeout();
+        let batch_bytes_max = config.proposal_batch_bytes_max;
         Ok(RaftNode {
             raft: raft.clone(),
             shared,
             config: Arc::new(config),
             transport,
             reads: Arc::default(),
-            proposer: Proposer::start(raft.clone(), move |raft, command| async move {
-                match tokio::time::timeout(request_timeout, raft.client_write(command)).await {
-                    Err(_) => Err(EtcdError::Timeout),
-                    Ok(Ok(response)) => Ok(response.data),
-                    Ok(Err(error)) => Err(write_error(error)),
-                }
-            }),
+            proposer: Proposer::start(
+                raft.clone(),
+                batch_bytes_max,
+                move |raft, command| async move {
+                    match tokio::time::timeout(request_timeout, raft.client_write(command)).await {
+                        Err(_) => Err(EtcdError::Timeout),
+                        Ok(Ok(response)) => Ok(response.data),
+                        Ok(Err(error)) => Err(write_error(error)),
+                    }
+                },
+            ),
         })
     }
 
@@ -616,6 +636,28 @@ fn write_error(error: RaftError<u64, ClientWriteError<u64, MemberNode>>) -> Etcd
 fn unexpected(response: PeerResponse) -> EtcdError {
     tracing::warn!(?response, "unexpected answer from the leader");
     EtcdError::Timeout
+}
+
+/// How long one AppendEntries call may take: a slow fsync on the follower plus a round trip.
+/// Half an election timeout: a follower slower than that cannot keep a leader anyway.
+fn replication_timeout_ms(config: &RaftNodeConfig) -> u64 {
+    (config.election_timeout_ms / 2).max(config.heartbeat_interval_ms)
+}
+
+/// A leader's heartbeats at `--heartbeat-interval` (openraft's own are off, see `start`).
+async fn send_heartbeats(raft: Raft<TypeConfig>, interval: Duration) {
+    let mut metrics = raft.metrics();
+    loop {
+        let is_leader = metrics.borrow().state == ServerState::Leader;
+        if is_leader {
+            if raft.trigger().heartbeat().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        } else if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// How often applied requests are compared with `--snapshot-count`.

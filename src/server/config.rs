@@ -66,7 +66,7 @@ pub struct Config {
     #[arg(long, env = "CAIRN_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
     /// Maximum client request size in bytes the server will accept.
-    #[arg(long, env = "CAIRN_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]
+    #[arg(long, env = "CAIRN_MAX_REQUEST_BYTES", default_value_t = crate::base::limits::REQUEST_BYTES_DEFAULT, value_parser = parse_request_bytes)]
     pub max_request_bytes: usize,
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, env = "CAIRN_MAX_TXN_OPS", default_value_t = 128)]
@@ -90,6 +90,16 @@ pub struct Config {
     /// Size at which a WAL segment is closed and a new one started.
     #[arg(long, env = "CAIRN_WAL_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_bytes: u64,
+    /// How often the leader checkpoints leases' remaining TTLs through raft, so a new leader
+    /// never restarts a lease longer than it had left (etcd: 5 minutes). The simulator draws
+    /// it down to a second so checkpoints meet leader changes.
+    #[arg(long, env = "CAIRN_LEASE_CHECKPOINT_INTERVAL", default_value = "5m", value_parser = parse_interval, hide = true)]
+    pub lease_checkpoint_interval: std::time::Duration,
+    /// Bytes of commands the proposer packs into one raft entry at most (see
+    /// `base::limits::BATCH_BYTES_MAX`, the default and the ceiling). The simulator draws it
+    /// down to a few KiB so batches reach their cap in most runs.
+    #[arg(long, env = "CAIRN_PROPOSAL_BATCH_BYTES", default_value_t = crate::base::limits::BATCH_BYTES_MAX, value_parser = parse_batch_bytes, hide = true)]
+    pub proposal_batch_bytes: usize,
     /// Disables fsync, unsafe: acknowledged writes can be lost on a crash (as etcd's flag).
     #[arg(long, env = "CAIRN_UNSAFE_NO_FSYNC", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub unsafe_no_fsync: bool,
@@ -144,6 +154,32 @@ pub fn split_urls(urls: &str) -> Vec<String> {
         .filter(|url| !url.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+fn parse_request_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|error| format!("{error}"))?;
+    let ceiling = crate::base::limits::REQUEST_BYTES_CEILING;
+    if bytes == 0 || bytes > ceiling {
+        return Err(format!("must be between 1 and {ceiling} bytes"));
+    }
+    Ok(bytes)
+}
+
+fn parse_batch_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|error| format!("{error}"))?;
+    let ceiling = crate::base::limits::BATCH_BYTES_MAX;
+    if bytes == 0 || bytes > ceiling {
+        return Err(format!("must be between 1 and {ceiling} bytes"));
+    }
+    Ok(bytes)
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = parse_duration(text, std::time::Duration::from_secs(1))?;
+    if interval.is_zero() {
+        return Err("must be positive".to_string());
+    }
+    Ok(interval)
 }
 
 /// Parses etcd-style durations: "10m", "1h30m", "500ms", "90s"; a bare number is `bare_unit`.
@@ -208,6 +244,27 @@ mod tests {
         ]);
         assert!(config.unsafe_no_fsync);
         assert_eq!(config.log_level, "debug");
+        assert_eq!(config.lease_checkpoint_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn size_flags_stay_within_the_bounds_that_compose() {
+        let ceiling = crate::base::limits::REQUEST_BYTES_CEILING;
+        assert!(
+            Config::try_parse_from(["cairn", &format!("--max-request-bytes={ceiling}")]).is_ok()
+        );
+        assert!(
+            Config::try_parse_from(["cairn", &format!("--max-request-bytes={}", ceiling + 1)])
+                .is_err()
+        );
+        assert!(Config::try_parse_from(["cairn", "--max-request-bytes=0"]).is_err());
+        assert!(Config::try_parse_from(["cairn", "--proposal-batch-bytes=4096"]).is_ok());
+        let batch_max = crate::base::limits::BATCH_BYTES_MAX;
+        assert!(Config::try_parse_from([
+            "cairn",
+            &format!("--proposal-batch-bytes={}", batch_max + 1)
+        ])
+        .is_err());
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         wal_segment_bytes_max: config.wal_segment_bytes,
         lease_ttl_seconds_min: crate::lease::ttl_seconds_min(config.election_timeout),
         backend_bytes_quota: limits.backend_bytes_quota,
+        lease_checkpoint_interval: config.lease_checkpoint_interval,
+        proposal_batch_bytes_max: config.proposal_batch_bytes,
     };
     let node = RaftNode::start(raft_config, disk.clone(), Arc::new(transport))
         .await

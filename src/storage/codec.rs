@@ -55,3 +55,8 @@ pub fn decode_from<T: DeserializeOwned>(
             reason: error.to_string(),
         })
 }
+
+/// The length `encode` would produce, without encoding (bounds checks on hot paths).
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    bincode::serialized_size(value).expect("in-memory values always serialize") as usize
+}

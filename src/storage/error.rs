@@ -15,6 +15,12 @@ pub enum StorageError {
         offset: u64,
         reason: String,
     },
+    #[error("refusing to write a WAL record of {size_bytes} bytes to {path}: records are at most {size_bytes_max} bytes")]
+    RecordTooLarge {
+        path: PathBuf,
+        size_bytes: usize,
+        size_bytes_max: usize,
+    },
     #[error("cannot decode {what}: {reason}")]
     Decode { what: &'static str, reason: String },
 }

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const RECORD_HEADER_BYTES: usize = 8;
-/// No record is larger (a raft entry is bounded by --max-request-bytes); a length past this
-/// is garbage, not a record.
-const RECORD_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// No record is larger (see `base::limits`: every entry fits); a length past this is
+/// garbage, not a record, and a record this large is refused when written.
+const RECORD_BYTES_MAX: usize = crate::base::limits::WAL_RECORD_BYTES_MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -165,7 +165,7 @@ impl Wal {
                 let mut wal = Wal::with_active(disk, dir, segment_bytes_max, segments, &last.path)?;
                 if wal.good_len == 0 {
                     // The last segment lost even its header in a crash: write it again.
-                    wal.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
+                    wal.append_small(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
                     wal.sync()?;
                 }
                 wal
@@ -210,7 +210,7 @@ impl Wal {
             path: path.clone(),
         }];
         let mut wal = Wal::with_active(disk, dir, segment_bytes_max, segments, &path)?;
-        wal.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
+        wal.append_small(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
         wal.sync()?;
         wal.disk
             .sync_dir(dir)
@@ -219,8 +219,24 @@ impl Wal {
     }
 
     /// Buffers a record; it is durable after the next successful `sync`.
-    pub fn append(&mut self, kind: RecordKind, payload: &[u8]) {
+    /// Buffers one record for the next `sync`. A record larger than recovery accepts is
+    /// refused here, when written, never discovered at the next start.
+    pub fn append(&mut self, kind: RecordKind, payload: &[u8]) -> Result<(), StorageError> {
+        if payload.len() + 1 > RECORD_BYTES_MAX {
+            return Err(StorageError::RecordTooLarge {
+                path: self.active.path(),
+                size_bytes: payload.len() + 1,
+                size_bytes_max: RECORD_BYTES_MAX,
+            });
+        }
         encode_record(kind, payload, &mut self.pending);
+        Ok(())
+    }
+
+    /// Buffers a record known to be small (headers, carried state).
+    fn append_small(&mut self, kind: RecordKind, payload: &[u8]) {
+        self.append(kind, payload)
+            .expect("headers and carried state are far below the record limit");
     }
 
     /// Writes every buffered record and fsyncs: one fsync for the whole group.
@@ -287,9 +303,9 @@ impl Wal {
             first_index,
             path,
         });
-        self.append(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
+        self.append_small(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
         for (kind, payload) in state {
-            self.append(*kind, payload);
+            self.append_small(*kind, payload);
         }
         self.sync()?;
         self.disk

@@ -35,7 +35,7 @@ proptest! {
         for batch in &batches {
             for size in batch {
                 let bytes = payload(*size);
-                wal.append(RecordKind::Entry, &bytes);
+                wal.append(RecordKind::Entry, &bytes).unwrap();
                 written.push(bytes);
             }
             wal.sync().unwrap();
@@ -46,7 +46,7 @@ proptest! {
         let acknowledged = written.len();
         for size in &unsynced {
             let bytes = payload(*size);
-            wal.append(RecordKind::Entry, &bytes);
+            wal.append(RecordKind::Entry, &bytes).unwrap();
             written.push(bytes);
         }
         // Write the last group without its fsync, then lose power.
@@ -69,7 +69,7 @@ fn corruption_mid_log_names_file_and_offset() {
     let disk = MemoryDisk::default();
     let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).unwrap();
     for index in 0..10u8 {
-        wal.append(RecordKind::Entry, &[index; 20]);
+        wal.append(RecordKind::Entry, &[index; 20]).unwrap();
     }
     wal.sync().unwrap();
     drop(wal);
@@ -92,13 +92,13 @@ fn disk_full_rolls_back_and_recovers_when_space_returns() {
         ..MemoryDiskOptions::default()
     });
     let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).unwrap();
-    wal.append(RecordKind::Entry, &[1; 50]);
+    wal.append(RecordKind::Entry, &[1; 50]).unwrap();
     wal.sync().unwrap();
-    wal.append(RecordKind::Entry, &[2; 500]);
+    wal.append(RecordKind::Entry, &[2; 500]).unwrap();
     let error = wal.sync().unwrap_err();
     assert!(error.is_disk_full(), "{error}");
     disk.set_options(MemoryDiskOptions::default());
-    wal.append(RecordKind::Entry, &[3; 50]);
+    wal.append(RecordKind::Entry, &[3; 50]).unwrap();
     wal.sync().unwrap();
     drop(wal);
     disk.crash(1);
@@ -126,9 +126,9 @@ fn failed_fsync_poisons_the_log() {
         failing_syncs: 1,
         ..MemoryDiskOptions::default()
     });
-    wal.append(RecordKind::Entry, &[1]);
+    wal.append(RecordKind::Entry, &[1]).unwrap();
     assert!(wal.sync().is_err());
-    wal.append(RecordKind::Entry, &[2]);
+    wal.append(RecordKind::Entry, &[2]).unwrap();
     assert!(
         wal.sync().is_err(),
         "nothing is acknowledged after a failed fsync"
@@ -140,7 +140,7 @@ fn segments_below_purge_point_are_removed() {
     let disk = MemoryDisk::default();
     let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 100).unwrap();
     for index in 0..20u64 {
-        wal.append(RecordKind::Entry, &index.to_le_bytes());
+        wal.append(RecordKind::Entry, &index.to_le_bytes()).unwrap();
         wal.sync().unwrap();
         if wal.should_cut() {
             wal.cut(index + 1, &[]).unwrap();
@@ -156,5 +156,31 @@ fn segments_below_purge_point_are_removed() {
     assert!(
         first <= 10,
         "entries after the purge point are kept (first kept {first})"
+    );
+}
+
+#[test]
+fn a_record_larger_than_recovery_accepts_is_refused_when_written() {
+    let disk = MemoryDisk::new(MemoryDiskOptions::default());
+    let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 1 << 30).unwrap();
+    let largest = vec![7u8; crate::base::limits::WAL_RECORD_BYTES_MAX - 1];
+    wal.append(RecordKind::Entry, &largest).unwrap();
+    let error = wal
+        .append(
+            RecordKind::Entry,
+            &[7u8; 1].repeat(crate::base::limits::WAL_RECORD_BYTES_MAX),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("refusing to write a WAL record"),
+        "{error}"
+    );
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, records) = Wal::open(Arc::new(disk), dir(), 1 << 30).unwrap();
+    assert_eq!(
+        entry_payloads(&records),
+        vec![largest],
+        "the largest record written is read back"
     );
 }
