@@ -2,8 +2,9 @@
 //! healed. `heal_everything` undoes every kind, restarting members that are down, so the
 //! checkers can look at a cluster whose faults have stopped.
 
-use crate::member::SimMember;
+use crate::member::{client_urls, SimMember};
 use crate::membership::{self, Replacement};
+use crate::operator::{find_leader, transfer_leadership};
 use crate::params::FaultKind;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
@@ -68,7 +69,7 @@ impl<'a> Faults<'a> {
             let members = self.members.len();
             let leader = self
                 .operator
-                .spawn(find_leader(members))
+                .spawn(find_leader(client_urls(members)))
                 .await
                 .ok()
                 .flatten();
@@ -135,7 +136,8 @@ impl<'a> Faults<'a> {
                 // Asked like an operator would: from a client node, to whoever leads now.
                 let members = count;
                 let seed = random.gen();
-                self.operator.spawn(transfer_leadership(members, seed));
+                self.operator
+                    .spawn(transfer_leadership(client_urls(members), seed));
                 "leader transfer requested".to_string()
             }
             FaultKind::Kill => {
@@ -223,8 +225,9 @@ impl<'a> Faults<'a> {
         }
         for slow in self.state.slow_disks.drain(..) {
             let disk = &self.members[slow].disk;
+            let settings = self.members[slow].flags.lock().unwrap().settings.clone();
             disk.set_options(MemoryDiskOptions {
-                sync_latency_ms: 0,
+                sync_latency_ms: settings.fsync_latency_ms,
                 ..disk.options()
             });
         }
@@ -252,59 +255,4 @@ impl<'a> Faults<'a> {
 
 fn indexes(members: &[usize]) -> Vec<usize> {
     members.iter().map(|member| member + 1).collect()
-}
-
-const OPERATOR_CALL_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The member (0-based) that says it leads, with its member ID, asking each in turn.
-async fn find_leader(members: usize) -> Option<(usize, u64)> {
-    use cairn::api::pb::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
-    for (index, channel) in crate::workload::channels(members).into_iter().enumerate() {
-        let mut maintenance = MaintenanceClient::new(channel);
-        let call = maintenance.status(StatusRequest {});
-        let Ok(Ok(status)) = tokio::time::timeout(OPERATOR_CALL_TIMEOUT, call).await else {
-            continue;
-        };
-        let status = status.into_inner();
-        let own_id = status.header.map_or(0, |header| header.member_id);
-        if status.leader != 0 && status.leader == own_id {
-            return Some((index, own_id));
-        }
-    }
-    None
-}
-
-/// Finds the leader and asks it to move leadership to another voter chosen by `seed`.
-async fn transfer_leadership(members: usize, seed: u64) {
-    use cairn::api::pb::etcdserverpb::{
-        cluster_client::ClusterClient, maintenance_client::MaintenanceClient, MemberListRequest,
-        MoveLeaderRequest,
-    };
-    let timeout = OPERATOR_CALL_TIMEOUT;
-    if let Some((index, own_id)) = find_leader(members).await {
-        let channel = crate::workload::channels(members).swap_remove(index);
-        let mut maintenance = MaintenanceClient::new(channel.clone());
-        let listed = tokio::time::timeout(
-            timeout,
-            ClusterClient::new(channel).member_list(MemberListRequest {
-                linearizable: false,
-            }),
-        )
-        .await;
-        let Ok(Ok(list)) = listed else { return };
-        let voters: Vec<u64> = list
-            .into_inner()
-            .members
-            .iter()
-            .filter(|member| !member.is_learner && member.id != own_id)
-            .map(|member| member.id)
-            .collect();
-        if let Some(target) = voters.get(seed as usize % voters.len().max(1)) {
-            let _ = tokio::time::timeout(
-                timeout,
-                maintenance.move_leader(MoveLeaderRequest { target_id: *target }),
-            )
-            .await;
-        }
-    }
 }

@@ -11,9 +11,13 @@ pub mod history;
 pub mod member;
 #[cfg(madsim)]
 pub mod membership;
+pub mod observe;
+pub mod operator;
+pub mod outcome;
 pub mod params;
+#[cfg(not(madsim))]
+pub mod real;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod simulation;
-#[cfg(madsim)]
 pub mod workload;

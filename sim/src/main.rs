@@ -3,13 +3,17 @@
 //!   cairn-sim run --seed N [--scenario FILE] [--unsafe-no-fsync] [--serializable-recorded-as-linearizable]
 //!   cairn-sim sweep --seeds A..B [--jobs J] [--check-determinism] [--scenario FILE] [...]
 //!   cairn-sim regressions [DIR]
+//!   cairn-sim real --seeds A..B --duration-seconds S [--server-binary /usr/bin/etcd]  (normal build)
 //!
 //! Build with `RUSTFLAGS="--cfg madsim"` in its own target directory (see `ci/sim`).
 
 #[cfg(not(madsim))]
+mod real_cli;
+
+/// A normal build serves `cairn-sim real` (real processes, real tokio) only.
+#[cfg(not(madsim))]
 fn main() {
-    eprintln!("cairn-sim runs only in a simulation build: RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/sim cargo run -p cairn-sim --release -- ...  (or ci/sim ...)");
-    std::process::exit(2);
+    std::process::exit(real_cli::main());
 }
 
 #[cfg(madsim)]

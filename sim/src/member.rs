@@ -24,6 +24,11 @@ pub fn client_url(index: u8) -> String {
     format!("http://{}:2379", member_ip(index))
 }
 
+/// Every member's client URL, in member order.
+pub fn client_urls(members: usize) -> Vec<String> {
+    (1..=members as u8).map(client_url).collect()
+}
+
 /// Member `index`'s peer URL; a member replaced by a membership change comes back on the
 /// next port (a new member ID, as a replacement machine gets).
 pub fn peer_url(index: u8, generation: u16) -> String {
@@ -38,6 +43,10 @@ pub struct MemberSettings {
     pub election_timeout_ms: u64,
     pub snapshot_count: u64,
     pub unsafe_no_fsync: bool,
+    /// Simulated time every fsync takes.
+    pub fsync_latency_ms: u64,
+    pub lease_checkpoint_interval_ms: u64,
+    pub proposal_batch_bytes: usize,
 }
 
 impl Default for MemberSettings {
@@ -48,6 +57,9 @@ impl Default for MemberSettings {
             election_timeout_ms: 1000,
             snapshot_count: 100,
             unsafe_no_fsync: false,
+            fsync_latency_ms: 0,
+            lease_checkpoint_interval_ms: 300_000,
+            proposal_batch_bytes: cairn::base::limits::BATCH_BYTES_MAX,
         }
     }
 }
@@ -83,6 +95,11 @@ impl MemberFlags {
             format!("--heartbeat-interval={}", settings.heartbeat_interval_ms),
             format!("--election-timeout={}", settings.election_timeout_ms),
             format!("--snapshot-count={}", settings.snapshot_count),
+            format!(
+                "--lease-checkpoint-interval={}ms",
+                settings.lease_checkpoint_interval_ms
+            ),
+            format!("--proposal-batch-bytes={}", settings.proposal_batch_bytes),
         ];
         if settings.unsafe_no_fsync {
             arguments.push("--unsafe-no-fsync".to_string());
@@ -105,6 +122,7 @@ pub struct SimMember {
 pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> SimMember {
     let disk = MemoryDisk::new(MemoryDiskOptions {
         ignore_syncs: settings.unsafe_no_fsync,
+        sync_latency_ms: settings.fsync_latency_ms,
         ..MemoryDiskOptions::default()
     });
     let initial_cluster = (1..=settings.members)

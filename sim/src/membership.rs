@@ -48,7 +48,7 @@ impl Replacement {
 /// Runs the whole replacement; the description of what happened, or of the step that did
 /// not finish in time.
 pub async fn replace(replacement: Replacement) -> Result<String, String> {
-    let channels = channels(replacement.cluster_size);
+    let channels = channels(&crate::member::client_urls(replacement.cluster_size));
     let (index, old_url) = {
         let flags = replacement.flags.lock().unwrap();
         (flags.index, flags.peer_url())

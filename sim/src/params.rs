@@ -90,6 +90,26 @@ pub struct Params {
     pub serializable_recorded_as_linearizable: bool,
     /// The checkers whose violations fail the run.
     pub checkers: Vec<String>,
+    /// Simulated time every fsync takes on every member (bytes durable only when it ends);
+    /// the slow-fsync fault raises it for one member for a while.
+    pub fsync_latency_ms: u64,
+    /// Lease TTL the lease clients ask for (at least etcd's minimum for the timeouts).
+    pub lease_ttl_seconds: i64,
+    /// How often the leader checkpoints remaining lease TTLs (production: 5 minutes).
+    pub lease_checkpoint_interval_ms: u64,
+    /// Bytes of commands per proposal batch at most (production: 16 MiB).
+    pub proposal_batch_bytes: usize,
+    /// Bytes of padding on every written value, so batches reach their byte cap.
+    pub value_padding_bytes: usize,
+    /// How long a lease client waits between steps (keepalives, reads), in percent of its
+    /// TTL: near the TTL, a lease restored too short by a new leader expires before the next
+    /// keepalive.
+    pub lease_renewal_percent: u64,
+    /// A deliberately wrong workload: lease keepalives are not sent, but recorded as
+    /// acknowledged renewals (the lease checker must report the keys vanishing).
+    pub keepalives_dropped_recorded_as_acknowledged: bool,
+    /// The members' client URLs, set by whoever runs the cluster (not drawn).
+    pub endpoints: Vec<String>,
 }
 
 impl Params {
@@ -159,12 +179,37 @@ impl Params {
                     .map(|name| name.to_string())
                     .collect()
             }),
+            fsync_latency_ms: scenario
+                .fsync_latency_ms
+                .unwrap_or_else(|| [1, 2, 5, 10, 15, 25][random.gen_range(0..6)]),
+            lease_ttl_seconds: scenario.lease_ttl_seconds.unwrap_or_else(|| {
+                cairn::lease::ttl_seconds_min(election_timeout_ms) + random.gen_range(0..=4)
+            }),
+            lease_checkpoint_interval_ms: scenario
+                .lease_checkpoint_interval_ms
+                .unwrap_or_else(|| [1_000, 2_000, 5_000, 300_000][random.gen_range(0..4)]),
+            proposal_batch_bytes: scenario.proposal_batch_bytes.unwrap_or_else(|| {
+                [1024, 16 * 1024, cairn::base::limits::BATCH_BYTES_MAX][random.gen_range(0..3)]
+            }),
+            value_padding_bytes: scenario
+                .value_padding_bytes
+                .unwrap_or_else(|| [0, 0, 64, 1024][random.gen_range(0..4)]),
+            lease_renewal_percent: scenario
+                .lease_renewal_percent
+                .unwrap_or_else(|| [25, 50, 75][random.gen_range(0..3)]),
+            keepalives_dropped_recorded_as_acknowledged: scenario
+                .keepalives_dropped_recorded_as_acknowledged
+                .unwrap_or(false),
+            endpoints: Vec::new(),
         }
     }
 
-    /// Lease TTLs the workload asks for: at least etcd's minimum for this election timeout.
+    /// Lease TTLs the workload asks for: at least etcd's minimum for this election timeout
+    /// (the server raises anything shorter, and the checker must use what was granted).
     pub fn lease_ttl_seconds(&self) -> i64 {
-        cairn::lease::ttl_seconds_min(self.election_timeout_ms).max(2)
+        self.lease_ttl_seconds
+            .max(cairn::lease::ttl_seconds_min(self.election_timeout_ms))
+            .max(1)
     }
 
     pub fn request_timeout_ms(&self) -> u64 {
@@ -172,9 +217,12 @@ impl Params {
     }
 
     pub fn lease_expiry_bound_ms(&self) -> u64 {
-        // Expiry checks run every 500 ms, a new leader needs a few election timeouts, and a
-        // new leader restarts every lease at its full TTL.
-        self.lease_ttl_seconds() as u64 * 1000 + 4 * self.election_timeout_ms + 1000
+        // After faults stop, leadership may still change until the cluster has settled (a
+        // member cut off during the faults comes back with a higher term and forces an
+        // election, messages held by a partition arrive late): that is the recovery bound.
+        // The last new leader restarts every lease that was not checkpointed at its full
+        // TTL, and expiry checks run every 500 ms.
+        self.recovery_bound_ms() + self.lease_ttl_seconds() as u64 * 1000 + 1000
     }
 
     pub fn recovery_bound_ms(&self) -> u64 {

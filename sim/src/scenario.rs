@@ -34,6 +34,13 @@ pub struct Scenario {
     pub compactions: Option<bool>,
     pub unsafe_no_fsync: Option<bool>,
     pub serializable_recorded_as_linearizable: Option<bool>,
+    pub fsync_latency_ms: Option<u64>,
+    pub lease_ttl_seconds: Option<i64>,
+    pub lease_checkpoint_interval_ms: Option<u64>,
+    pub proposal_batch_bytes: Option<usize>,
+    pub value_padding_bytes: Option<usize>,
+    pub lease_renewal_percent: Option<u64>,
+    pub keepalives_dropped_recorded_as_acknowledged: Option<bool>,
     /// Checkers to run by name (default: all of `check::CHECKERS`). A member that panics
     /// always fails the run.
     pub checkers: Option<Vec<String>>,

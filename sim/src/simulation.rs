@@ -3,30 +3,19 @@
 
 use crate::check::{check_all, CheckOptions, Violation};
 use crate::faults::Faults;
-use crate::history::{FinalState, Millis};
-use crate::member::{client_ip, start_member, MemberSettings, SimMember};
+use crate::member::{client_ip, client_urls, start_member, MemberSettings, SimMember};
+use crate::observe::observe_final_state;
+use crate::outcome::fnv1a;
+pub use crate::outcome::Outcome;
 use crate::params::Params;
-use crate::workload::{self, channels, now_ms, Recorder, SharedRecorder, KEY_PREFIX};
-use cairn::api::pb::etcdserverpb::{
-    self as pb, kv_client::KvClient, maintenance_client::MaintenanceClient,
-};
+use crate::workload::{self, now_ms, Recorder};
 use madsim::runtime::{Handle, Runtime};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
-pub struct Outcome {
-    pub trace_hash: u64,
-    pub trace: Vec<String>,
-    pub violations: Vec<Violation>,
-    pub simulated_ms: Millis,
-    pub operations: usize,
-}
-
 /// Simulated time a run may take at most before it is declared hung.
 const SIMULATED_TIME_LIMIT: Duration = Duration::from_secs(600);
-/// How long to let the cluster settle after healing before reading the final state.
-const SETTLE_MS: u64 = 2_000;
 
 /// Runs one simulation to completion.
 ///
@@ -36,7 +25,8 @@ const SETTLE_MS: u64 = 2_000;
 /// process, because tokio seeds those generators from a process-wide counter; `cairn-sim`
 /// runs every seed in a process of its own.
 pub fn run(params: &Params) -> Outcome {
-    let params = params.clone();
+    let mut params = params.clone();
+    params.endpoints = client_urls(params.members);
     std::thread::spawn(move || {
         let mut runtime = Runtime::with_seed_and_config(params.seed, madsim::Config::default());
         runtime.set_time_limit(SIMULATED_TIME_LIMIT);
@@ -61,17 +51,6 @@ pub fn run(params: &Params) -> Outcome {
     })
 }
 
-fn fnv1a(lines: &[String]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for line in lines {
-        for byte in line.bytes().chain([b'\n']) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 async fn simulate(params: Params) -> Outcome {
     let handle = Handle::current();
     let settings = MemberSettings {
@@ -80,6 +59,9 @@ async fn simulate(params: Params) -> Outcome {
         election_timeout_ms: params.election_timeout_ms,
         snapshot_count: params.snapshot_count,
         unsafe_no_fsync: params.unsafe_no_fsync,
+        fsync_latency_ms: params.fsync_latency_ms,
+        lease_checkpoint_interval_ms: params.lease_checkpoint_interval_ms,
+        proposal_batch_bytes: params.proposal_batch_bytes,
     };
     let members: Vec<SimMember> = (1..=params.members as u8)
         .map(|index| start_member(&handle, index, &settings))
@@ -187,6 +169,7 @@ async fn simulate(params: Params) -> Outcome {
     let options = CheckOptions {
         lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
         recovery_bound_ms: params.recovery_bound_ms(),
+        clock_uncertainty_ms: 0,
     };
     let mut violations = check_all(&recorder.history, &options);
     violations.retain(|violation| params.checkers.iter().any(|name| name == violation.checker));
@@ -202,108 +185,4 @@ async fn simulate(params: Params) -> Outcome {
         simulated_ms,
         operations: recorder.history.operations.len(),
     }
-}
-
-/// After faults stop: time until writes succeed, the final contents, every member's HashKV at
-/// one revision, and whether abandoned leases' keys are gone.
-async fn observe_final_state(
-    params: Params,
-    recorder: SharedRecorder,
-    faults_end_ms: Millis,
-) -> FinalState {
-    let channels = channels(params.members);
-    let timeout = Duration::from_millis(params.request_timeout_ms());
-    let deadline_ms = faults_end_ms + params.recovery_bound_ms();
-    let mut state = FinalState::default();
-    let mut attempt = 0;
-    while now_ms(&recorder) < deadline_ms {
-        let mut kv = KvClient::new(channels[attempt % channels.len()].clone());
-        attempt += 1;
-        let probe = pb::PutRequest {
-            key: b"probe".to_vec().into(),
-            value: b"alive".to_vec().into(),
-            ..Default::default()
-        };
-        if matches!(
-            tokio::time::timeout(timeout, kv.put(probe)).await,
-            Ok(Ok(_))
-        ) {
-            state.recovery_ms = Some(now_ms(&recorder) - faults_end_ms);
-            break;
-        }
-        madsim::time::sleep(Duration::from_millis(200)).await;
-    }
-    madsim::time::sleep(Duration::from_millis(SETTLE_MS)).await;
-    for attempt in 0..30 {
-        let mut kv = KvClient::new(channels[attempt % channels.len()].clone());
-        let range = pb::RangeRequest {
-            key: KEY_PREFIX.as_bytes().to_vec().into(),
-            range_end: b"k0".to_vec().into(),
-            ..Default::default()
-        };
-        if let Ok(Ok(response)) = tokio::time::timeout(timeout, kv.range(range)).await {
-            let response = response.into_inner();
-            state.revision = response.header.map_or(0, |header| header.revision);
-            for kv in response.kvs {
-                let observed = crate::history::Observed {
-                    value: String::from_utf8_lossy(&kv.value).into_owned(),
-                    mod_revision: kv.mod_revision,
-                    create_revision: kv.create_revision,
-                    version: kv.version,
-                };
-                state
-                    .keys
-                    .insert(String::from_utf8_lossy(&kv.key).into_owned(), observed);
-            }
-            break;
-        }
-        madsim::time::sleep(Duration::from_millis(500)).await;
-    }
-    state.hash_revision = state.revision;
-    for (member, channel) in channels.iter().enumerate() {
-        for _ in 0..40 {
-            let mut maintenance = MaintenanceClient::new(channel.clone());
-            if let Ok(Ok(response)) = tokio::time::timeout(
-                timeout,
-                maintenance.hash_kv(pb::HashKvRequest {
-                    revision: state.hash_revision,
-                }),
-            )
-            .await
-            {
-                state.hashes.push((member + 1, response.into_inner().hash));
-                break;
-            }
-            madsim::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-    let expiry_check_ms = faults_end_ms + params.lease_expiry_bound_ms();
-    madsim::time::sleep(Duration::from_millis(
-        expiry_check_ms.saturating_sub(now_ms(&recorder)),
-    ))
-    .await;
-    let lease_keys: Vec<String> = recorder
-        .lock()
-        .unwrap()
-        .history
-        .leases
-        .iter()
-        .map(|log| log.key.clone())
-        .collect();
-    for (position, key) in lease_keys.iter().enumerate() {
-        let mut kv = KvClient::new(channels[position % channels.len()].clone());
-        if let Ok(Ok(response)) = tokio::time::timeout(
-            timeout,
-            kv.range(pb::RangeRequest {
-                key: key.as_bytes().to_vec().into(),
-                ..Default::default()
-            }),
-        )
-        .await
-        {
-            let present = !response.into_inner().kvs.is_empty();
-            recorder.lock().unwrap().history.leases[position].present_at_end = Some(present);
-        }
-    }
-    state
 }

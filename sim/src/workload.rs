@@ -6,7 +6,6 @@ use crate::history::{
     History, LeaseLog, Millis, Observed, Operation, Request, Response, WatchEvent, WatchLog,
     WatchMessage,
 };
-use crate::member::client_url;
 use crate::params::Params;
 use cairn::api::pb::etcdserverpb::{
     self as pb, kv_client::KvClient, lease_client::LeaseClient, watch_client::WatchClient,
@@ -23,7 +22,7 @@ const KEY_PREFIX_END: &str = "k0";
 
 /// Shared record of everything that happened, with the trace of events in order.
 pub struct Recorder {
-    start: madsim::time::Instant,
+    start: tokio::time::Instant,
     pub history: History,
     pub trace: Vec<String>,
 }
@@ -33,7 +32,7 @@ pub type SharedRecorder = Arc<Mutex<Recorder>>;
 impl Recorder {
     pub fn new() -> SharedRecorder {
         Arc::new(Mutex::new(Recorder {
-            start: madsim::time::Instant::now(),
+            start: tokio::time::Instant::now(),
             history: History::default(),
             trace: Vec::new(),
         }))
@@ -54,10 +53,11 @@ pub fn now_ms(recorder: &SharedRecorder) -> Millis {
 }
 
 /// Lazily connected channels to every member's client URL.
-pub fn channels(members: usize) -> Vec<Channel> {
-    (1..=members as u8)
-        .map(|index| {
-            Endpoint::from_shared(client_url(index))
+pub fn channels(endpoints: &[String]) -> Vec<Channel> {
+    endpoints
+        .iter()
+        .map(|url| {
+            Endpoint::from_shared(url.clone())
                 .expect("valid URL")
                 .connect_timeout(Duration::from_secs(1))
                 .connect_lazy()
@@ -76,9 +76,29 @@ async fn with_timeout<T>(
     }
 }
 
-fn observed(kv: &mvccpb::KeyValue) -> Observed {
+/// What the workload writes for `value`: the value, then `padding_bytes` dots.
+pub fn padded(value: &str, padding_bytes: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(value.len() + padding_bytes);
+    bytes.extend_from_slice(value.as_bytes());
+    bytes.resize(value.len() + padding_bytes, b'.');
+    bytes
+}
+
+/// The value as the history records it: the padding removed only when it is exactly what
+/// the workload added, so a value cut short or changed on its way still shows as different.
+pub fn unpadded(bytes: &[u8], padding_bytes: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    match text.len().checked_sub(padding_bytes) {
+        Some(end) if padding_bytes > 0 && text[end..].bytes().all(|byte| byte == b'.') => {
+            text[..end].to_string()
+        }
+        _ => text.into_owned(),
+    }
+}
+
+pub fn observed(kv: &mvccpb::KeyValue, padding_bytes: usize) -> Observed {
     Observed {
-        value: String::from_utf8_lossy(&kv.value).into_owned(),
+        value: unpadded(&kv.value, padding_bytes),
         mod_revision: kv.mod_revision,
         create_revision: kv.create_revision,
         version: kv.version,
@@ -93,7 +113,7 @@ fn revision_of(header: &Option<pb::ResponseHeader>) -> i64 {
 pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder, stop_ms: Millis) {
     let mut random =
         SmallRng::seed_from_u64(params.seed.wrapping_mul(31).wrapping_add(client as u64));
-    let clients: Vec<KvClient<Channel>> = channels(params.members)
+    let clients: Vec<KvClient<Channel>> = channels(&params.endpoints)
         .into_iter()
         .map(KvClient::new)
         .collect();
@@ -220,7 +240,10 @@ async fn execute_range(
     let found = response
         .kvs
         .iter()
-        .map(|kv| (String::from_utf8_lossy(&kv.key).into_owned(), observed(kv)))
+        .map(|kv| {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            (key, observed(kv, params.value_padding_bytes))
+        })
         .collect();
     Ok((revision_of(&response.header), found))
 }
@@ -250,12 +273,13 @@ fn range_as_reads(
 
 async fn execute(params: &Params, kv: &mut KvClient<Channel>, request: &Request) -> Response {
     let bytes = |text: &str| text.as_bytes().to_vec().into();
+    let value_bytes = |text: &str| padded(text, params.value_padding_bytes).into();
     match request {
         Request::Put { key, value } => match with_timeout(
             params,
             kv.put(pb::PutRequest {
                 key: bytes(key),
-                value: bytes(value),
+                value: value_bytes(value),
                 ..Default::default()
             }),
         )
@@ -297,7 +321,7 @@ async fn execute(params: &Params, kv: &mut KvClient<Channel>, request: &Request)
             let put = pb::RequestOp {
                 request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
                     key: bytes(key),
-                    value: bytes(value),
+                    value: value_bytes(value),
                     ..Default::default()
                 })),
             };
@@ -330,24 +354,27 @@ async fn execute(params: &Params, kv: &mut KvClient<Channel>, request: &Request)
         {
             Ok(response) => Response::Read {
                 revision: revision_of(&response.header),
-                found: response.kvs.first().map(observed),
+                found: response
+                    .kvs
+                    .first()
+                    .map(|kv| observed(kv, params.value_padding_bytes)),
             },
             Err(error) => Response::ReadFailed(error),
         },
     }
 }
 
-fn watch_event(event: &mvccpb::Event) -> WatchEvent {
+fn watch_event(event: &mvccpb::Event, padding_bytes: usize) -> WatchEvent {
     let kv = event.kv.clone().unwrap_or_default();
     let is_delete = event.r#type == mvccpb::event::EventType::Delete as i32;
     WatchEvent {
         key: String::from_utf8_lossy(&kv.key).into_owned(),
         revision: kv.mod_revision,
-        value: (!is_delete).then(|| String::from_utf8_lossy(&kv.value).into_owned()),
+        value: (!is_delete).then(|| unpadded(&kv.value, padding_bytes)),
         prev_value: event
             .prev_kv
             .as_ref()
-            .map(|prev| String::from_utf8_lossy(&prev.value).into_owned()),
+            .map(|prev| unpadded(&prev.value, padding_bytes)),
     }
 }
 
@@ -360,7 +387,7 @@ pub async fn run_watcher(
 ) {
     let mut random =
         SmallRng::seed_from_u64(params.seed.wrapping_mul(37).wrapping_add(watcher as u64));
-    let channels = channels(params.members);
+    let channels = channels(&params.endpoints);
     let mut log = WatchLog {
         watcher,
         prefix: KEY_PREFIX.to_string(),
@@ -439,7 +466,11 @@ pub async fn run_watcher(
                     revision: header_revision,
                 }
             } else {
-                let events: Vec<WatchEvent> = message.events.iter().map(watch_event).collect();
+                let events: Vec<WatchEvent> = message
+                    .events
+                    .iter()
+                    .map(|event| watch_event(event, params.value_padding_bytes))
+                    .collect();
                 if let Some(last) = events.last() {
                     next_start = last.revision + 1;
                 }
@@ -466,7 +497,7 @@ pub async fn run_lease_client(
 ) {
     let mut random =
         SmallRng::seed_from_u64(params.seed.wrapping_mul(41).wrapping_add(index as u64));
-    let channels = channels(params.members);
+    let channels = channels(&params.endpoints);
     let ttl_seconds = params.lease_ttl_seconds();
     let key = format!("l/{index}");
     let mut log = LeaseLog {
@@ -492,6 +523,8 @@ pub async fn run_lease_client(
             {
                 log.renewals.push((invoked, now_ms(&recorder)));
                 lease_id = granted.id;
+                // Attach at once: the first keepalive may be most of a TTL away.
+                continue;
             }
         } else if log.attached_ms.is_none() {
             let put = pb::PutRequest {
@@ -500,9 +533,14 @@ pub async fn run_lease_client(
                 lease: lease_id,
                 ..Default::default()
             };
-            if with_timeout(&params, kv.put(put)).await.is_ok() {
-                log.attached_ms = Some(now_ms(&recorder));
+            match with_timeout(&params, kv.put(put)).await {
+                Ok(_) => log.attached_ms = Some(now_ms(&recorder)),
+                // Expired before the key could be attached (the put took too long): start over.
+                Err(error) if error.contains("lease not found") => lease_id = 0,
+                Err(_) => {}
             }
+        } else if invoked < abandon_ms && params.keepalives_dropped_recorded_as_acknowledged {
+            log.renewals.push((invoked, now_ms(&recorder)));
         } else if invoked < abandon_ms {
             let (sender, receiver) = tokio::sync::mpsc::channel(1);
             let _ = sender
@@ -541,7 +579,8 @@ pub async fn run_lease_client(
                     .push((read_invoked, now_ms(&recorder), !response.kvs.is_empty()));
             }
         }
-        tokio::time::sleep(Duration::from_millis(ttl_seconds as u64 * 1000 / 4)).await;
+        let pause_ms = ttl_seconds as u64 * 10 * params.lease_renewal_percent;
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
     }
     if log.abandoned_ms.is_none() {
         log.abandoned_ms = Some(now_ms(&recorder));
@@ -554,7 +593,7 @@ pub async fn run_lease_client(
 /// Compacts to a little behind the current revision now and then.
 pub async fn run_compactor(params: Params, recorder: SharedRecorder, stop_ms: Millis) {
     let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(43));
-    let channels = channels(params.members);
+    let channels = channels(&params.endpoints);
     while now_ms(&recorder) < stop_ms {
         tokio::time::sleep(Duration::from_millis(random.gen_range(1000..4000))).await;
         let mut kv = KvClient::new(channels[random.gen_range(0..channels.len())].clone());

@@ -8,7 +8,11 @@ use crate::history::{History, Millis};
 
 const NAME: &str = "lease";
 
-pub fn check(history: &History, expiry_bound_ms: Millis) -> Vec<Violation> {
+pub fn check(
+    history: &History,
+    expiry_bound_ms: Millis,
+    clock_uncertainty_ms: Millis,
+) -> Vec<Violation> {
     let mut violations = Vec::new();
     for log in &history.leases {
         let ttl_ms = log.ttl_seconds as Millis * 1000;
@@ -26,7 +30,7 @@ pub fn check(history: &History, expiry_bound_ms: Millis) -> Vec<Violation> {
                 .map(|(invoked, _)| invoked + ttl_ms)
                 .max();
             if let Some(until) = protected_until {
-                if *read_completed < until {
+                if read_completed.saturating_add(clock_uncertainty_ms) < until {
                     violations.push(Violation::new(NAME, format!("{} vanished by {read_completed} ms, but a renewal kept its lease until at least {until} ms", log.key)));
                 }
             }

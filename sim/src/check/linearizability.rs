@@ -20,7 +20,11 @@ struct Point {
     completed_ms: Millis,
 }
 
-pub fn check(history: &History, known: &KnownWrites) -> Vec<Violation> {
+pub fn check(
+    history: &History,
+    known: &KnownWrites,
+    clock_uncertainty_ms: Millis,
+) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut points = Vec::new();
     for (revision, write) in &known.by_revision {
@@ -60,7 +64,7 @@ pub fn check(history: &History, known: &KnownWrites) -> Vec<Violation> {
             });
         }
     }
-    check_real_time(&mut points, &mut violations);
+    check_real_time(&mut points, clock_uncertainty_ms, &mut violations);
     for operation in &history.operations {
         check_result(history, operation, known, &mut violations);
     }
@@ -68,7 +72,13 @@ pub fn check(history: &History, known: &KnownWrites) -> Vec<Violation> {
 }
 
 /// For every point, every point that completed before it was invoked must come before it.
-fn check_real_time(points: &mut [Point], violations: &mut Vec<Violation>) {
+/// "Before" must hold by more than `clock_uncertainty_ms` (zero in simulation, where one
+/// clock times everything; a few milliseconds against real processes).
+fn check_real_time(
+    points: &mut [Point],
+    clock_uncertainty_ms: Millis,
+    violations: &mut Vec<Violation>,
+) {
     let mut by_completion: Vec<&Point> = points.iter().collect();
     by_completion.sort_by_key(|point| point.completed_ms);
     let mut by_invocation: Vec<&Point> = points.iter().collect();
@@ -78,7 +88,9 @@ fn check_real_time(points: &mut [Point], violations: &mut Vec<Violation>) {
     let mut newest_read: Option<(Revision, usize)> = None;
     let mut completed = by_completion.iter().peekable();
     for point in by_invocation {
-        while let Some(done) = completed.next_if(|done| done.completed_ms < point.invoked_ms) {
+        while let Some(done) = completed.next_if(|done| {
+            done.completed_ms.saturating_add(clock_uncertainty_ms) < point.invoked_ms
+        }) {
             let slot = if done.is_write {
                 &mut newest_write
             } else {

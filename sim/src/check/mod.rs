@@ -137,16 +137,23 @@ impl KnownWrites {
             return;
         }
         let bound = self.placed_operations();
-        let candidate = history.operations.iter().find(|operation| {
-            matches!(operation.response, Response::Indeterminate(_))
-                && operation.request.key() == key
-                && !bound.contains(&operation.id)
-                && match (&operation.request, &value) {
-                    (Request::Delete { .. }, None) => true,
-                    (request, Some(value)) => request.written_value() == Some(value.as_str()),
-                    _ => false,
-                }
-        });
+        // Of the unanswered writes that could explain the observation, the one invoked first
+        // constrains the order least: binding a later one (say, the first to complete) can
+        // make a correct history look out of real-time order.
+        let candidate = history
+            .operations
+            .iter()
+            .filter(|operation| {
+                matches!(operation.response, Response::Indeterminate(_))
+                    && operation.request.key() == key
+                    && !bound.contains(&operation.id)
+                    && match (&operation.request, &value) {
+                        (Request::Delete { .. }, None) => true,
+                        (request, Some(value)) => request.written_value() == Some(value.as_str()),
+                        _ => false,
+                    }
+            })
+            .min_by_key(|operation| (operation.invoked_ms, operation.id));
         match candidate {
             Some(operation) => {
                 let write = Write { key: key.to_string(), value, operation: operation.id, invoked_ms: operation.invoked_ms, completed_ms: None };
@@ -225,9 +232,17 @@ pub const CHECKERS: [&str; 6] = [
 
 pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
     let (known, mut violations) = KnownWrites::build(history);
-    violations.extend(linearizability::check(history, &known));
+    violations.extend(linearizability::check(
+        history,
+        &known,
+        options.clock_uncertainty_ms,
+    ));
     violations.extend(watch::check(history, &known));
-    violations.extend(lease::check(history, options.lease_expiry_bound_ms));
+    violations.extend(lease::check(
+        history,
+        options.lease_expiry_bound_ms,
+        options.clock_uncertainty_ms,
+    ));
     violations.extend(durability::check(history, &known));
     violations.extend(convergence::check(history));
     violations.extend(liveness::check(history, options.recovery_bound_ms));
@@ -240,6 +255,10 @@ pub struct CheckOptions {
     pub lease_expiry_bound_ms: Millis,
     /// How soon after faults stop a write must succeed.
     pub recovery_bound_ms: Millis,
+    /// How far apart two timestamps must be to prove an order: 0 in simulation (one clock,
+    /// no scheduling between a call and its timestamp); against real processes, timestamps
+    /// are whole milliseconds taken around each call by a thread that may be descheduled.
+    pub clock_uncertainty_ms: Millis,
 }
 
 #[cfg(test)]

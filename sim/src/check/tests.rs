@@ -93,7 +93,7 @@ fn history(operations: Vec<Operation>) -> History {
 
 fn linearizability(history: &History) -> Vec<Violation> {
     let (known, mut violations) = KnownWrites::build(history);
-    violations.extend(linearizability::check(history, &known));
+    violations.extend(linearizability::check(history, &known, 0));
     violations
 }
 
@@ -121,6 +121,7 @@ fn a_valid_history_passes_every_checker() {
     let options = CheckOptions {
         lease_expiry_bound_ms: 1000,
         recovery_bound_ms: 1000,
+        clock_uncertainty_ms: 0,
     };
     assert_eq!(check_all(&history, &options), Vec::new());
 }
@@ -154,6 +155,17 @@ fn a_read_of_a_value_older_than_its_revision_is_caught() {
             .any(|v| v.detail.contains("op 2 read k at revision 3")),
         "{violations:?}"
     );
+}
+
+#[test]
+fn real_time_order_needs_more_than_the_clock_uncertainty() {
+    // The read began 1 ms after the write finished: an order in simulation, within the
+    // noise of real clocks.
+    let operations = vec![put(0, "k", "a", 0, 10, 2), get(1, "k", 11, 15, 1, None)];
+    let history = history(operations);
+    let (known, _) = KnownWrites::build(&history);
+    assert!(!linearizability::check(&history, &known, 0).is_empty());
+    assert_eq!(linearizability::check(&history, &known, 2), Vec::new());
 }
 
 #[test]
@@ -348,7 +360,12 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
         reads: vec![(2000, 2100, false)],
         ..LeaseLog::default()
     });
-    assert!(lease::check(&history, 1000)
+    assert!(lease::check(&history, 1000, 0)
+        .iter()
+        .any(|v| v.detail.contains("vanished")));
+    // Against real processes the window widens by the clocks' uncertainty, never closes:
+    // the read finished 3900 ms before the renewal's protection ended.
+    assert!(lease::check(&history, 1000, 5)
         .iter()
         .any(|v| v.detail.contains("vanished")));
     history.leases[0] = LeaseLog {
@@ -358,7 +375,7 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
         present_at_end: Some(true),
         ..LeaseLog::default()
     };
-    assert!(lease::check(&history, 1000)
+    assert!(lease::check(&history, 1000, 0)
         .iter()
         .any(|v| v.detail.contains("outlived")));
 }
@@ -380,4 +397,41 @@ fn diverged_members_and_no_recovery_are_caught() {
     assert_eq!(convergence::check(&history).len(), 1);
     history.final_state.recovery_ms = None;
     assert_eq!(liveness::check(&history, 1000).len(), 1);
+}
+
+#[test]
+fn an_observed_delete_is_bound_to_the_earliest_invoked_unanswered_delete() {
+    // Seed 219 once failed this way: two unanswered deletes of k, the later-invoked one
+    // completing first. The deletion seen at revision 3 must be explained by the one invoked
+    // at 20 (before the put at revision 4 finished), not the one invoked at 50.
+    let unanswered_delete = |id, invoked_ms, completed_ms| Operation {
+        id,
+        client: 2,
+        request: Request::Delete { key: "k".into() },
+        invoked_ms,
+        completed_ms,
+        response: Response::Indeterminate("timed out".into()),
+    };
+    let mut history = history(vec![
+        put(0, "k", "a", 0, 10, 2),
+        put(1, "j", "x", 30, 40, 4),
+        unanswered_delete(2, 50, 60),
+        unanswered_delete(3, 20, 100),
+    ]);
+    history.watches.push(WatchLog {
+        watcher: 0,
+        prefix: String::new(),
+        with_prev_kv: false,
+        messages: vec![WatchMessage::Events {
+            header_revision: 4,
+            events: vec![WatchEvent {
+                key: "k".into(),
+                revision: 3,
+                value: None,
+                prev_value: None,
+            }],
+        }],
+    });
+    history.final_state.keys.remove("k");
+    assert_eq!(linearizability(&history), Vec::new());
 }

@@ -1,0 +1,225 @@
+//! The simulator's other world: the same workload, history and six checkers run against a
+//! cluster of real processes on loopback (`cairn`, or `etcd` for comparison) on a real
+//! multi-threaded tokio runtime, with real sockets, real fsync and real faults. Timestamps
+//! are the harness's monotonic clock, taken around each call; the checkers widen their
+//! real-time windows by `CLOCK_UNCERTAINTY_MS` instead of skipping anything.
+
+pub mod cluster;
+pub mod faults;
+pub mod proxy;
+
+use crate::check::{check_all, CheckOptions, Violation};
+use crate::history::Millis;
+use crate::observe::observe_final_state;
+use crate::outcome::{fnv1a, Outcome};
+use crate::params::Params;
+use crate::workload::{self, channels, now_ms, Recorder};
+use cairn::api::pb::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
+use cluster::{ClusterOptions, RealCluster};
+use faults::RealFaults;
+use proxy::Links;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Timestamps are whole milliseconds, taken by threads that may be descheduled between a
+/// response and its timestamp: two events closer than this are not ordered.
+pub const CLOCK_UNCERTAINTY_MS: Millis = 2;
+/// How long a fresh cluster may take until every member answers.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `params` against real processes configured by `options`.
+pub fn run(params: &Params, options: ClusterOptions) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run_cluster(params.clone(), options))
+}
+
+async fn run_cluster(mut params: Params, options: ClusterOptions) -> Outcome {
+    let links = Links::new(params.members);
+    let mut proxies = Vec::new();
+    for member in 0..params.members {
+        let listen = SocketAddr::from(([127, 0, 0, 1], options.proxy_port(member)));
+        let upstream = SocketAddr::from(([127, 0, 0, 1], options.peer_port(member)));
+        match proxy::serve(listen, upstream, member, links.clone()).await {
+            Ok(task) => proxies.push(task),
+            Err(error) => return failed_to_start(format!("proxy on {listen}: {error}")),
+        }
+    }
+    let mut cluster = match RealCluster::start(options, params.members, links.clone(), params.seed)
+    {
+        Ok(cluster) => cluster,
+        Err(error) => return failed_to_start(error),
+    };
+    params.endpoints = cluster.endpoints();
+    let outcome = if let Err(error) = wait_until_serving(&params.endpoints).await {
+        let logs = (0..params.members)
+            .map(|member| log_tail(&cluster.log_path(member)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        failed_to_start(format!("{error}\n{logs}"))
+    } else {
+        exercise(&params, &mut cluster, links).await
+    };
+    cluster.shut_down().await;
+    for proxy in proxies {
+        proxy.abort();
+    }
+    outcome
+}
+
+/// Workload under faults, healing, the final state and the checkers: `simulation::simulate`
+/// with processes instead of madsim nodes.
+async fn exercise(
+    params: &Params,
+    cluster: &mut RealCluster,
+    links: proxy::SharedLinks,
+) -> Outcome {
+    let recorder = Recorder::new();
+    recorder.lock().unwrap().note(format!("params {params:?}"));
+    let stop_ms = params.fault_phase_ms;
+    let mut tasks = Vec::new();
+    for client in 0..params.clients {
+        tasks.push(tokio::spawn(workload::run_client(
+            client,
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
+    }
+    for watcher in 0..params.watchers {
+        tasks.push(tokio::spawn(workload::run_watcher(
+            watcher,
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
+    }
+    for lease in 0..params.lease_clients {
+        tasks.push(tokio::spawn(workload::run_lease_client(
+            lease,
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
+    }
+    if params.compactions {
+        tasks.push(tokio::spawn(workload::run_compactor(
+            params.clone(),
+            recorder.clone(),
+            stop_ms,
+        )));
+    }
+    let mut faults = RealFaults::new(cluster, links);
+    let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(47));
+    if !params.faults.is_empty() {
+        while now_ms(&recorder) + params.fault_interval_ms < stop_ms {
+            let pause_ms =
+                random.gen_range(params.fault_interval_ms / 2..=params.fault_interval_ms);
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            let kind = params.faults[random.gen_range(0..params.faults.len())];
+            let description = faults.apply(kind, &mut random).await;
+            recorder
+                .lock()
+                .unwrap()
+                .note(format!("fault {description}"));
+            let held_ms = random.gen_range(100..=params.fault_duration_max_ms);
+            tokio::time::sleep(Duration::from_millis(held_ms)).await;
+            let healed = faults.heal_everything().await;
+            recorder.lock().unwrap().note(healed);
+        }
+    }
+    let remaining_ms = stop_ms.saturating_sub(now_ms(&recorder));
+    tokio::time::sleep(Duration::from_millis(remaining_ms)).await;
+    let healed = faults.heal_everything().await;
+    let faults_end_ms = now_ms(&recorder);
+    recorder
+        .lock()
+        .unwrap()
+        .note(format!("faults stop: {healed}"));
+    for task in tasks {
+        let _ = task.await;
+    }
+    let final_state = observe_final_state(params.clone(), recorder.clone(), faults_end_ms).await;
+    // Exits that happen while the final state is read count too.
+    let _ = faults.heal_everything().await;
+    let mut recorder = recorder.lock().unwrap();
+    recorder.note(format!("final {final_state:?}"));
+    recorder.history.final_state = final_state;
+    let options = CheckOptions {
+        lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
+        recovery_bound_ms: params.recovery_bound_ms(),
+        clock_uncertainty_ms: CLOCK_UNCERTAINTY_MS,
+    };
+    let mut violations = check_all(&recorder.history, &options);
+    violations.retain(|violation| params.checkers.iter().any(|name| name == violation.checker));
+    for (member, status) in &faults.unexpected_exits {
+        let log = log_tail(&faults.cluster.log_path(*member));
+        violations.push(Violation::new(
+            "invariant",
+            format!("member-{member} exited by itself ({status}); its log ends:\n{log}"),
+        ));
+    }
+    for violation in &violations {
+        let line = format!("violation {}: {}", violation.checker, violation.detail);
+        recorder.note(line);
+    }
+    Outcome {
+        trace_hash: fnv1a(&recorder.trace),
+        trace: recorder.trace.clone(),
+        violations,
+        simulated_ms: recorder.now_ms(),
+        operations: recorder.history.operations.len(),
+    }
+}
+
+/// Waits until every member answers Status and one of them reports a leader.
+async fn wait_until_serving(endpoints: &[String]) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    let channels = channels(endpoints);
+    loop {
+        let mut answered = 0;
+        let mut leader = false;
+        for channel in &channels {
+            let mut maintenance = MaintenanceClient::new(channel.clone());
+            let call = maintenance.status(StatusRequest {});
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(1), call).await {
+                answered += 1;
+                leader |= status.into_inner().leader != 0;
+            }
+        }
+        if answered == channels.len() && leader {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the cluster did not start within {} s ({answered} of {} members answered, leader: {leader})",
+                STARTUP_TIMEOUT.as_secs(),
+                channels.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn failed_to_start(detail: String) -> Outcome {
+    Outcome {
+        trace_hash: fnv1a(std::slice::from_ref(&detail)),
+        trace: vec![detail.clone()],
+        violations: vec![Violation::new("liveness", detail)],
+        simulated_ms: 0,
+        operations: 0,
+    }
+}
+
+/// The last lines of a member's log, for reports.
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(15);
+    format!("--- {}\n{}", path.display(), lines[start..].join("\n"))
+}
