@@ -46,3 +46,102 @@ pub trait DiskFile: Send + 'static {
     fn size_bytes(&self) -> u64;
     fn path(&self) -> PathBuf;
 }
+
+/// The contract every `Disk` keeps, run on the OS disk (real files, real fsync) and on the
+/// simulator's memory disk alike, so the two halves of the seam cannot drift apart.
+#[cfg(all(test, not(madsim)))]
+mod contract {
+    use super::*;
+    use crate::io::{MemoryDisk, MemoryDiskOptions, OsDisk};
+
+    fn exercise(disk: &dyn Disk, root: &Path) {
+        let dir = root.join("member");
+        disk.create_dir_all(&dir).unwrap();
+        let log = dir.join("b.log");
+        let mut file = disk.open_append(&log).unwrap();
+        file.append(b"hello ").unwrap();
+        file.append(b"world").unwrap();
+        file.sync().unwrap();
+        assert_eq!(file.size_bytes(), 11);
+        assert_eq!(file.path(), log);
+        drop(file);
+        let mut reopened = disk.open_append(&log).unwrap();
+        reopened.append(b"!").unwrap();
+        reopened.sync().unwrap();
+        assert_eq!(disk.read(&log).unwrap(), b"hello world!");
+        assert_eq!(disk.read_at(&log, 6, 5).unwrap(), b"world");
+        assert_eq!(
+            disk.read_at(&log, 10, 100).unwrap(),
+            b"d!",
+            "short only at the end"
+        );
+        assert!(disk.read_at(&log, 100, 4).unwrap().is_empty());
+        disk.set_len(&log, 5).unwrap();
+        assert_eq!(disk.len(&log).unwrap(), 5);
+        disk.write_synced(&dir.join("a.tmp"), b"state").unwrap();
+        disk.rename(&dir.join("a.tmp"), &dir.join("a.snap"))
+            .unwrap();
+        disk.sync_dir(&dir).unwrap();
+        assert_eq!(
+            disk.list(&dir).unwrap(),
+            vec!["a.snap", "b.log"],
+            "names, sorted"
+        );
+        assert!(disk.exists(&dir.join("a.snap")) && !disk.exists(&dir.join("a.tmp")));
+        assert_eq!(disk.used_bytes(&dir), 5 + 5);
+        disk.remove(&dir.join("a.snap")).unwrap();
+        disk.sync_dir(&dir).unwrap();
+        assert_eq!(disk.list(&dir).unwrap(), vec!["b.log"]);
+        let missing = dir.join("missing");
+        assert_eq!(
+            disk.read(&missing).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            disk.len(&missing).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            disk.rename(&missing, &dir.join("x")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn the_os_disk_keeps_the_contract_on_real_files() {
+        let root = tempfile::tempdir().unwrap();
+        exercise(&OsDisk::default(), root.path());
+        // What the OS disk wrote is on the real file system, not in a cache of its own.
+        assert_eq!(
+            std::fs::read(root.path().join("member/b.log")).unwrap(),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn the_memory_disk_keeps_the_same_contract() {
+        exercise(
+            &MemoryDisk::new(MemoryDiskOptions::default()),
+            Path::new("/data"),
+        );
+    }
+
+    #[test]
+    fn synced_bytes_and_directory_entries_survive_a_memory_disk_crash() {
+        let disk = MemoryDisk::new(MemoryDiskOptions::default());
+        let dir = Path::new("/data");
+        let mut file = disk.open_append(&dir.join("wal")).unwrap();
+        file.append(b"durable").unwrap();
+        file.sync().unwrap();
+        file.append(b" lost").unwrap();
+        disk.sync_dir(dir).unwrap();
+        disk.write_synced(&dir.join("unnamed"), b"x").unwrap();
+        disk.crash(7);
+        let kept = disk.read(&dir.join("wal")).unwrap();
+        assert!(kept.starts_with(b"durable") && kept.len() <= b"durable lost".len());
+        assert!(
+            !disk.exists(&dir.join("unnamed")),
+            "created after the last sync_dir"
+        );
+    }
+}

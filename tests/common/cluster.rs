@@ -37,6 +37,7 @@ impl ClusterMember {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(&self.args)
+            .env("TOKIO_WORKER_THREADS", super::WORKER_THREADS)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

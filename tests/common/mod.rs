@@ -33,17 +33,27 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Servers run with as many tokio workers as an 8-core host gets by default, so tasks hop
+/// between threads as they do in production (a per-thread clock once broke leases there).
+pub const WORKER_THREADS: &str = "8";
+
 pub struct Server {
     child: Option<Child>,
     pub endpoint: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts cairn with its data in `data_dir` and waits until it answers.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra_args, &[])
+    }
+
+    /// As `start`, with extra environment variables for the server (e.g. `CAIRN_LOG`).
+    pub fn start_with_env(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let mut server = Server {
             child: None,
@@ -51,6 +61,10 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             log: data_dir.with_extension("log"),
             extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
         };
         server.spawn();
         server
@@ -72,6 +86,8 @@ impl Server {
                 "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
             ))
             .args(&self.extra_args)
+            .env("TOKIO_WORKER_THREADS", WORKER_THREADS)
+            .envs(self.extra_env.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
