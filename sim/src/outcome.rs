@@ -1,7 +1,9 @@
 //! What one run reports, in simulation or against real processes.
 
-use crate::check::Violation;
-use crate::history::Millis;
+use crate::check::{check_all, CheckOptions, Violation};
+use crate::history::{FinalState, Millis};
+use crate::params::Params;
+use crate::workload::Recorder;
 
 pub struct Outcome {
     pub trace_hash: u64,
@@ -22,4 +24,37 @@ pub fn fnv1a(lines: &[String]) -> u64 {
         }
     }
     hash
+}
+
+/// The end of every run: records the final state, runs the checkers the run selected (plus
+/// `extra` violations the harness saw itself), traces the violations and hashes the trace.
+/// `clock_uncertainty_ms` is 0 in simulation (see `CheckOptions`).
+pub fn conclude(
+    recorder: &mut Recorder,
+    params: &Params,
+    final_state: FinalState,
+    clock_uncertainty_ms: Millis,
+    extra: Vec<Violation>,
+) -> Outcome {
+    recorder.note(format!("final {final_state:?}"));
+    recorder.history.final_state = final_state;
+    let options = CheckOptions {
+        lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
+        recovery_bound_ms: params.recovery_bound_ms(),
+        clock_uncertainty_ms,
+    };
+    let mut violations = check_all(&recorder.history, &options);
+    violations.retain(|violation| params.checkers.iter().any(|name| name == violation.checker));
+    violations.extend(extra);
+    for violation in &violations {
+        let line = format!("violation {}: {}", violation.checker, violation.detail);
+        recorder.note(line);
+    }
+    Outcome {
+        trace_hash: fnv1a(&recorder.trace),
+        trace: recorder.trace.clone(),
+        violations,
+        simulated_ms: recorder.now_ms(),
+        operations: recorder.history.operations.len(),
+    }
 }

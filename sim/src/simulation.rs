@@ -1,12 +1,12 @@
 //! One simulation: a seeded madsim runtime, a cluster of real members, the workload under
 //! faults, healing, the final state, the checkers, and a hash over every traced event.
 
-use crate::check::{check_all, CheckOptions, Violation};
+use crate::check::Violation;
 use crate::faults::Faults;
 use crate::member::{client_ip, client_urls, start_member, MemberSettings, SimMember};
 use crate::observe::observe_final_state;
-use crate::outcome::fnv1a;
 pub use crate::outcome::Outcome;
+use crate::outcome::{conclude, fnv1a};
 use crate::params::Params;
 use crate::workload::{self, now_ms, Recorder};
 use madsim::runtime::{Handle, Runtime};
@@ -164,25 +164,5 @@ async fn simulate(params: Params) -> Outcome {
         .await
         .expect("observer task");
     let mut recorder = recorder.lock().unwrap();
-    recorder.note(format!("final {final_state:?}"));
-    recorder.history.final_state = final_state;
-    let options = CheckOptions {
-        lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
-        recovery_bound_ms: params.recovery_bound_ms(),
-        clock_uncertainty_ms: 0,
-    };
-    let mut violations = check_all(&recorder.history, &options);
-    violations.retain(|violation| params.checkers.iter().any(|name| name == violation.checker));
-    for violation in &violations {
-        let line = format!("violation {}: {}", violation.checker, violation.detail);
-        recorder.note(line);
-    }
-    let simulated_ms = recorder.now_ms();
-    Outcome {
-        trace_hash: fnv1a(&recorder.trace),
-        trace: recorder.trace.clone(),
-        violations,
-        simulated_ms,
-        operations: recorder.history.operations.len(),
-    }
+    conclude(&mut recorder, &params, final_state, 0, Vec::new())
 }

@@ -8,10 +8,10 @@ pub mod cluster;
 pub mod faults;
 pub mod proxy;
 
-use crate::check::{check_all, CheckOptions, Violation};
+use crate::check::Violation;
 use crate::history::Millis;
 use crate::observe::observe_final_state;
-use crate::outcome::{fnv1a, Outcome};
+use crate::outcome::{conclude, fnv1a, Outcome};
 use crate::params::Params;
 use crate::workload::{self, channels, now_ms, Recorder};
 use cairn::api::pb::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
@@ -147,34 +147,24 @@ async fn exercise(
     let final_state = observe_final_state(params.clone(), recorder.clone(), faults_end_ms).await;
     // Exits that happen while the final state is read count too.
     let _ = faults.heal_everything().await;
+    let exits = faults
+        .unexpected_exits
+        .iter()
+        .map(|(member, status)| {
+            let log = log_tail(&faults.cluster.log_path(*member));
+            let detail =
+                format!("member-{member} exited by itself ({status}); its log ends:\n{log}");
+            Violation::new("invariant", detail)
+        })
+        .collect();
     let mut recorder = recorder.lock().unwrap();
-    recorder.note(format!("final {final_state:?}"));
-    recorder.history.final_state = final_state;
-    let options = CheckOptions {
-        lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
-        recovery_bound_ms: params.recovery_bound_ms(),
-        clock_uncertainty_ms: CLOCK_UNCERTAINTY_MS,
-    };
-    let mut violations = check_all(&recorder.history, &options);
-    violations.retain(|violation| params.checkers.iter().any(|name| name == violation.checker));
-    for (member, status) in &faults.unexpected_exits {
-        let log = log_tail(&faults.cluster.log_path(*member));
-        violations.push(Violation::new(
-            "invariant",
-            format!("member-{member} exited by itself ({status}); its log ends:\n{log}"),
-        ));
-    }
-    for violation in &violations {
-        let line = format!("violation {}: {}", violation.checker, violation.detail);
-        recorder.note(line);
-    }
-    Outcome {
-        trace_hash: fnv1a(&recorder.trace),
-        trace: recorder.trace.clone(),
-        violations,
-        simulated_ms: recorder.now_ms(),
-        operations: recorder.history.operations.len(),
-    }
+    conclude(
+        &mut recorder,
+        params,
+        final_state,
+        CLOCK_UNCERTAINTY_MS,
+        exits,
+    )
 }
 
 /// Waits until every member answers Status and one of them reports a leader.
