@@ -182,7 +182,14 @@ impl RealCluster {
             .map_err(|error| format!("{}: {error}", log_path.display()))?;
         let _ = writeln!(log, "=== harness: starting member-{index}");
         let stderr = log.try_clone().map_err(|error| error.to_string())?;
-        let child = Command::new(&self.options.server_binary)
+        let mut command = Command::new(&self.options.server_binary);
+        if self.options.kind == ServerKind::Cairn {
+            // As many tokio workers as an 8-core host gets, whatever this machine has, so
+            // tasks move between threads as in production (a per-thread clock origin broke
+            // leases there and nowhere else).
+            command.env("TOKIO_WORKER_THREADS", "8");
+        }
+        let child = command
             .args(self.arguments(index))
             .stdin(Stdio::null())
             .stdout(log)
