@@ -83,7 +83,16 @@ async fn publish_attributes(node: RaftNode, name: String, client_urls: Vec<Strin
         if listed.as_ref().is_some_and(|member| {
             member.node.name == name && member.node.client_urls == client_urls
         }) {
-            return;
+            // Published before (a restart): etcd still publishes through raft on every
+            // start, so it serves only once a leader exists. A read barrier asks the same
+            // of a leader here without changing the membership; a restarted leader starts
+            // as a follower and must first win an election.
+            match node.read_barrier().await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::debug!(%error, "waiting for a leader before serving clients")
+                }
+            }
         }
         if listed.is_some() {
             let change = MembershipChange::Publish {
