@@ -8,7 +8,6 @@ mod common;
 use cairn::api::pb::etcdserverpb::{self as pb, kv_client::KvClient};
 use common::Server;
 use std::time::Duration;
-use tonic::transport::Channel;
 
 const WRITERS: usize = 12;
 const PUTS_PER_WRITER: usize = 4;
@@ -21,14 +20,6 @@ fn value(writer: usize, index: usize) -> Vec<u8> {
     let mut value = format!("{writer}-{index}-").into_bytes();
     value.resize(VALUE_BYTES, b'a' + (writer + index) as u8 % 26);
     value
-}
-
-async fn connect(server: &Server) -> Channel {
-    Channel::from_shared(format!("http://{}", server.endpoint))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +35,7 @@ async fn maximum_size_puts_fill_batches_to_their_byte_cap_and_survive_a_restart(
     );
     let mut writers = Vec::new();
     for writer in 0..WRITERS {
-        let mut kv = KvClient::new(connect(&server).await);
+        let mut kv = KvClient::new(server.channel().await);
         writers.push(tokio::spawn(async move {
             for index in 0..PUTS_PER_WRITER {
                 kv.put(pb::PutRequest {
@@ -69,7 +60,7 @@ async fn maximum_size_puts_fill_batches_to_their_byte_cap_and_survive_a_restart(
     server.kill();
     server.restart();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut kv = KvClient::new(connect(&server).await).max_decoding_message_size(64 << 20);
+    let mut kv = KvClient::new(server.channel().await).max_decoding_message_size(64 << 20);
     for writer in 0..WRITERS {
         for index in 0..PUTS_PER_WRITER {
             let key = format!("big/{writer}/{index}");

@@ -13,16 +13,7 @@ use cairn::api::pb::etcdserverpb::{
 use common::Server;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::Code;
-
-async fn connect(server: &Server) -> Channel {
-    Channel::from_shared(format!("http://{}", server.endpoint))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 fn put(key: &str, value: &str) -> pb::PutRequest {
     pb::PutRequest {
@@ -41,7 +32,7 @@ fn start(extra_args: &[&str]) -> (tempfile::TempDir, Server) {
 #[tokio::test]
 async fn range_filters_and_status_codes() {
     let (_dir, server) = start(&["--max-request-bytes=4096"]);
-    let mut kv = KvClient::new(connect(&server).await);
+    let mut kv = KvClient::new(server.channel().await);
     for (key, value) in [("a", "1"), ("b", "2"), ("c", "3"), ("a", "4")] {
         kv.put(put(key, value)).await.unwrap();
     }
@@ -128,12 +119,12 @@ async fn range_filters_and_status_codes() {
         .await
         .unwrap_err();
     assert_eq!(error.message(), "etcdserver: value is provided");
-    let error = AuthClient::new(connect(&server).await)
+    let error = AuthClient::new(server.channel().await)
         .user_add(pb::AuthUserAddRequest::default())
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented);
-    let status = AuthClient::new(connect(&server).await)
+    let status = AuthClient::new(server.channel().await)
         .auth_status(pb::AuthStatusRequest {})
         .await
         .unwrap()
@@ -144,7 +135,7 @@ async fn range_filters_and_status_codes() {
 #[tokio::test]
 async fn fixed_lease_ids_lease_compares_and_nested_txns() {
     let (_dir, server) = start(&[]);
-    let channel = connect(&server).await;
+    let channel = server.channel().await;
     let mut lease = LeaseClient::new(channel.clone());
     let mut kv = KvClient::new(channel);
     let granted = lease
@@ -251,7 +242,7 @@ async fn watch_stream(
     tonic::Streaming<pb::WatchResponse>,
 ) {
     let (sender, receiver) = mpsc::channel(16);
-    let responses = WatchClient::new(connect(server).await)
+    let responses = WatchClient::new(server.channel().await)
         .watch(ReceiverStream::new(receiver))
         .await
         .unwrap()
@@ -276,7 +267,7 @@ fn create(key: &str, range_end: &str, watch_id: i64, start_revision: i64) -> pb:
 #[tokio::test]
 async fn watch_ids_filters_progress_and_fragments() {
     let (_dir, server) = start(&["--max-request-bytes=2000"]);
-    let mut kv = KvClient::new(connect(&server).await);
+    let mut kv = KvClient::new(server.channel().await);
     let (requests, mut responses) = watch_stream(&server).await;
     requests.send(create("k", "", 7, 0)).await.unwrap();
     let created = responses.message().await.unwrap().unwrap();
@@ -394,7 +385,7 @@ async fn watch_ids_filters_progress_and_fragments() {
 #[tokio::test]
 async fn many_watchers_and_a_slow_reader_lose_nothing() {
     let (_dir, server) = start(&[]);
-    let mut kv = KvClient::new(connect(&server).await);
+    let mut kv = KvClient::new(server.channel().await);
     let watchers = 20i64;
     let writes = 1500i64;
     let (slow_requests, mut slow) = watch_stream(&server).await;
@@ -451,7 +442,7 @@ async fn many_watchers_and_a_slow_reader_lose_nothing() {
 #[tokio::test]
 async fn progress_notifications_arrive_for_idle_watchers() {
     let (_dir, server) = start(&["--experimental-watch-progress-notify-interval=300ms"]);
-    let mut kv = KvClient::new(connect(&server).await);
+    let mut kv = KvClient::new(server.channel().await);
     kv.put(put("p", "1")).await.unwrap();
     let (requests, mut responses) = watch_stream(&server).await;
     let mut notified = create("p", "", 0, 0);

@@ -7,19 +7,11 @@ mod common;
 
 use cairn::api::pb::etcdserverpb::{self as pb, kv_client::KvClient, lease_client::LeaseClient};
 use common::cluster::Cluster;
-use common::Server;
+use common::{grpc_channel, Server};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-
-async fn connect(endpoint: &str) -> Channel {
-    Channel::from_shared(format!("http://{endpoint}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 async fn grant_with_key(channel: &Channel, ttl: i64, key: &str) -> i64 {
     let granted = LeaseClient::new(channel.clone())
@@ -112,7 +104,7 @@ async fn keep_alive_for(
 async fn a_lease_kept_alive_every_second_keeps_its_key_on_one_member() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    let channel = connect(&server.endpoint).await;
+    let channel = server.channel().await;
     // Idle first, so the runtime's worker threads have been busy at different times.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let id = grant_with_key(&channel, 3, "lock").await;
@@ -123,7 +115,7 @@ async fn a_lease_kept_alive_every_second_keeps_its_key_on_one_member() {
 async fn an_abandoned_lease_expires_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    let channel = connect(&server.endpoint).await;
+    let channel = server.channel().await;
     let granted_at = Instant::now();
     let id = grant_with_key(&channel, 5, "session").await;
     loop {
@@ -161,8 +153,8 @@ async fn a_lease_kept_alive_through_a_follower_keeps_its_key_on_three_members() 
     let leader = cluster.leader();
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
-    let follower_channel = connect(&cluster.members[follower].endpoint()).await;
-    let other_channel = connect(&cluster.members[other].endpoint()).await;
+    let follower_channel = grpc_channel(&cluster.members[follower].endpoint()).await;
+    let other_channel = grpc_channel(&cluster.members[other].endpoint()).await;
     // Granted and renewed through a follower, read through the third member.
     let id = grant_with_key(&follower_channel, 3, "lock").await;
     keep_alive_for(&follower_channel, &other_channel, id, 3, "lock", 10).await;

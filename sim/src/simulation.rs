@@ -79,40 +79,8 @@ async fn simulate(params: Params) -> Outcome {
             .ip(client_ip(next_client))
             .build()
     };
-    for client in 0..params.clients {
-        let node = client_node(format!("client-{client}"));
-        tasks.push(node.spawn(workload::run_client(
-            client,
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
-    for watcher in 0..params.watchers {
-        let node = client_node(format!("watcher-{watcher}"));
-        tasks.push(node.spawn(workload::run_watcher(
-            watcher,
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
-    for lease in 0..params.lease_clients {
-        let node = client_node(format!("lease-{lease}"));
-        tasks.push(node.spawn(workload::run_lease_client(
-            lease,
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
-    if params.compactions {
-        let node = client_node("compactor".to_string());
-        tasks.push(node.spawn(workload::run_compactor(
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
+    for (name, actor) in workload::actors(&params, &recorder, stop_ms) {
+        tasks.push(client_node(name).spawn(actor));
     }
     let operator = client_node("operator".to_string());
     let mut faults = Faults::new(&handle, &members, operator);

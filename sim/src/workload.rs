@@ -109,6 +109,35 @@ fn revision_of(header: &Option<pb::ResponseHeader>) -> i64 {
     header.as_ref().map_or(0, |header| header.revision)
 }
 
+/// A workload actor: a name (its simulated node's) and what it runs until the stop time.
+pub type Actor = (
+    String,
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+);
+
+/// Every actor of the workload, in the order both worlds start them: KV clients, watchers,
+/// lease clients, the compactor.
+pub fn actors(params: &Params, recorder: &SharedRecorder, stop_ms: Millis) -> Vec<Actor> {
+    let mut actors: Vec<Actor> = Vec::new();
+    for client in 0..params.clients {
+        let actor = run_client(client, params.clone(), recorder.clone(), stop_ms);
+        actors.push((format!("client-{client}"), Box::pin(actor)));
+    }
+    for watcher in 0..params.watchers {
+        let actor = run_watcher(watcher, params.clone(), recorder.clone(), stop_ms);
+        actors.push((format!("watcher-{watcher}"), Box::pin(actor)));
+    }
+    for lease in 0..params.lease_clients {
+        let actor = run_lease_client(lease, params.clone(), recorder.clone(), stop_ms);
+        actors.push((format!("lease-{lease}"), Box::pin(actor)));
+    }
+    if params.compactions {
+        let actor = run_compactor(params.clone(), recorder.clone(), stop_ms);
+        actors.push(("compactor".to_string(), Box::pin(actor)));
+    }
+    actors
+}
+
 /// One KV client until `stop_ms`.
 pub async fn run_client(client: usize, params: Params, recorder: SharedRecorder, stop_ms: Millis) {
     let mut random =

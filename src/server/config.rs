@@ -156,22 +156,21 @@ pub fn split_urls(urls: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_request_bytes(text: &str) -> Result<usize, String> {
+/// A byte count from 1 to `ceiling` (a bound `base::limits` proves the others fit).
+fn parse_bytes_at_most(text: &str, ceiling: usize) -> Result<usize, String> {
     let bytes: usize = text.parse().map_err(|error| format!("{error}"))?;
-    let ceiling = crate::base::limits::REQUEST_BYTES_CEILING;
     if bytes == 0 || bytes > ceiling {
         return Err(format!("must be between 1 and {ceiling} bytes"));
     }
     Ok(bytes)
 }
 
+fn parse_request_bytes(text: &str) -> Result<usize, String> {
+    parse_bytes_at_most(text, crate::base::limits::REQUEST_BYTES_CEILING)
+}
+
 fn parse_batch_bytes(text: &str) -> Result<usize, String> {
-    let bytes: usize = text.parse().map_err(|error| format!("{error}"))?;
-    let ceiling = crate::base::limits::BATCH_BYTES_MAX;
-    if bytes == 0 || bytes > ceiling {
-        return Err(format!("must be between 1 and {ceiling} bytes"));
-    }
-    Ok(bytes)
+    parse_bytes_at_most(text, crate::base::limits::BATCH_BYTES_MAX)
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {

@@ -136,6 +136,11 @@ impl Server {
         etcdctl(&self.endpoint, args, None)
     }
 
+    /// A gRPC channel to this server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        grpc_channel(&self.endpoint).await
+    }
+
     pub fn etcdctl_input(&self, args: &[&str], input: &str) -> Output {
         etcdctl(&self.endpoint, args, Some(input))
     }
@@ -167,6 +172,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A connected gRPC channel to `endpoint` (host:port).
+pub async fn grpc_channel(endpoint: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// The real etcdctl from Debian's etcd-client package (ci/test installs it when missing).

@@ -246,10 +246,6 @@ impl RealCluster {
         }
     }
 
-    pub fn is_running(&self, index: usize) -> bool {
-        self.members[index].child.is_some()
-    }
-
     /// Fills member `index`'s file system (leaving `room_bytes`); returns the bytes written.
     pub async fn fill_disk(&self, index: usize, room_bytes: u64) -> Result<u64, String> {
         let member = &self.members[index];

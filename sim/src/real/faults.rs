@@ -138,11 +138,10 @@ impl<'a> RealFaults<'a> {
         }
     }
 
-    /// Undoes every fault and restarts every member that is down or whose disk filled up.
-    pub async fn heal_everything(&mut self) -> String {
-        self.links.lock().unwrap().heal();
+    /// Notes every member that exited by itself since the last look (as down, to restart,
+    /// and, unless its disk had filled, as an unexpected exit).
+    pub fn reap(&mut self) {
         for index in 0..self.cluster.members.len() {
-            self.cluster.resume(index);
             if let Some(status) = self.cluster.reap(index) {
                 if !self.ever_full.contains(&index) {
                     self.unexpected_exits.push((index, status));
@@ -150,6 +149,15 @@ impl<'a> RealFaults<'a> {
                 self.killed.push(index);
             }
         }
+    }
+
+    /// Undoes every fault and restarts every member that is down or whose disk filled up.
+    pub async fn heal_everything(&mut self) -> String {
+        self.links.lock().unwrap().heal();
+        for index in 0..self.cluster.members.len() {
+            self.cluster.resume(index);
+        }
+        self.reap();
         let mut restart: Vec<usize> = self.killed.drain(..).collect();
         for full in std::mem::take(&mut self.full_disks) {
             self.cluster.free_disk(full);

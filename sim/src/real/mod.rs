@@ -82,38 +82,10 @@ async fn exercise(
     let recorder = Recorder::new();
     recorder.lock().unwrap().note(format!("params {params:?}"));
     let stop_ms = params.fault_phase_ms;
-    let mut tasks = Vec::new();
-    for client in 0..params.clients {
-        tasks.push(tokio::spawn(workload::run_client(
-            client,
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
-    for watcher in 0..params.watchers {
-        tasks.push(tokio::spawn(workload::run_watcher(
-            watcher,
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
-    for lease in 0..params.lease_clients {
-        tasks.push(tokio::spawn(workload::run_lease_client(
-            lease,
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
-    if params.compactions {
-        tasks.push(tokio::spawn(workload::run_compactor(
-            params.clone(),
-            recorder.clone(),
-            stop_ms,
-        )));
-    }
+    let tasks: Vec<_> = workload::actors(params, &recorder, stop_ms)
+        .into_iter()
+        .map(|(_, actor)| tokio::spawn(actor))
+        .collect();
     let mut faults = RealFaults::new(cluster, links);
     let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(47));
     if !params.faults.is_empty() {
@@ -146,7 +118,7 @@ async fn exercise(
     }
     let final_state = observe_final_state(params.clone(), recorder.clone(), faults_end_ms).await;
     // Exits that happen while the final state is read count too.
-    let _ = faults.heal_everything().await;
+    faults.reap();
     let exits = faults
         .unexpected_exits
         .iter()
