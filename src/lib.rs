@@ -5,7 +5,6 @@
 pub mod api;
 pub mod apply;
 pub mod base;
-pub mod bench;
 pub mod io;
 pub mod lease;
 pub mod mvcc;

@@ -4,6 +4,7 @@ use super::pb::etcdserverpb::{self as pb, lease_server::Lease};
 use super::{status, Context};
 use crate::apply::{Command, Outcome};
 use crate::base::{EtcdError, LEASE_TTL_SECONDS_MAX};
+use crate::raft::NodeError;
 use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -101,11 +102,13 @@ impl Lease for LeaseService {
                         ttl,
                     }),
                     // etcd answers a keepalive for an unknown lease with TTL 0, not an error.
-                    Err(EtcdError::LeaseNotFound) => Ok(pb::LeaseKeepAliveResponse {
-                        header: context.header(context.current_revision()),
-                        id: request.id,
-                        ttl: 0,
-                    }),
+                    Err(NodeError::Etcd(EtcdError::LeaseNotFound)) => {
+                        Ok(pb::LeaseKeepAliveResponse {
+                            header: context.header(context.current_revision()),
+                            id: request.id,
+                            ttl: 0,
+                        })
+                    }
                     Err(error) => Err(status(error)),
                 };
                 let failed = response.is_err();

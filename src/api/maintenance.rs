@@ -46,9 +46,7 @@ impl Maintenance for MaintenanceService {
         let node_status = self.context.node.status();
         let view = self.context.node.view();
         let store = view.machine.store();
-        let member_dir = self.context.data_dir.join("member");
-        let db_size = self.context.disk.used_bytes(&member_dir.join("wal"))
-            + self.context.disk.used_bytes(&member_dir.join("snap"));
+        let db_size = self.context.node.storage_bytes();
         Ok(Response::new(pb::StatusResponse {
             header: self.context.header(store.current_revision()),
             version: SERVER_VERSION.to_string(),

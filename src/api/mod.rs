@@ -4,6 +4,7 @@
 mod auth;
 mod cluster;
 mod convert;
+mod error;
 mod kv;
 mod lease;
 mod maintenance;
@@ -41,14 +42,14 @@ pub use maintenance::MaintenanceService;
 pub use peer::{GrpcPeerTransport, PeerService, PEER_MESSAGE_BYTES_MAX};
 pub use watch::WatchService;
 
+pub use error::{status, WireError};
+
 use crate::base::{EtcdError, Limits, Revision};
-use crate::io::Disk;
 use crate::raft::{Lessor, RaftNode};
 use pb::etcdserverpb::ResponseHeader;
-use std::path::PathBuf;
-use std::sync::Arc;
+
 use std::time::Duration;
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// The version this member reports: the etcd API level it implements.
 pub const SERVER_VERSION: &str = "3.5.0";
@@ -62,8 +63,6 @@ pub struct Context {
     pub lessor: Lessor,
     pub cluster_id: u64,
     pub limits: Limits,
-    pub disk: Arc<dyn Disk>,
-    pub data_dir: PathBuf,
     pub watch: WatchLimits,
 }
 
@@ -133,44 +132,6 @@ impl Context {
         }
         Ok(())
     }
-}
-
-/// etcd's gRPC status for each error (clients match on code and message).
-pub fn status(error: EtcdError) -> Status {
-    let code = match &error {
-        EtcdError::EmptyKey
-        | EtcdError::KeyNotFound
-        | EtcdError::ValueProvided
-        | EtcdError::LeaseProvided
-        | EtcdError::TooManyOperations
-        | EtcdError::DuplicateKey
-        | EtcdError::RequestTooLarge
-        | EtcdError::InvalidSortOption
-        | EtcdError::InvalidWatchRange
-        | EtcdError::WatchIdExists(_) => Code::InvalidArgument,
-        EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
-            Code::OutOfRange
-        }
-        EtcdError::NoSpace => Code::ResourceExhausted,
-        EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
-        EtcdError::LeaseExists
-        | EtcdError::NotLeader
-        | EtcdError::MemberExists
-        | EtcdError::PeerUrlExists
-        | EtcdError::MemberNotLearner
-        | EtcdError::LearnerNotReady
-        | EtcdError::NotEnoughStartedMembers
-        | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,
-        EtcdError::NoLeader
-        | EtcdError::LeaderChanged
-        | EtcdError::Timeout
-        | EtcdError::Stopped
-        | EtcdError::NotSupportedForLearner
-        | EtcdError::Unhealthy
-        | EtcdError::LeaderTransferTimeout
-        | EtcdError::Storage(_) => Code::Unavailable,
-    };
-    Status::new(code, error.to_string())
 }
 
 /// The answer for an RPC Cairn does not serve yet: a clear Unimplemented, never a hang.

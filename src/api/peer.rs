@@ -5,10 +5,10 @@
 use super::pb::cairnpeerpb::{peer_client::PeerClient, peer_server::Peer, PeerMessage};
 use crate::base::MemberId;
 use crate::io::clock;
+use crate::io::IpAddr;
 use crate::raft::{PeerHandler, PeerTransport, TransportError};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,7 +160,7 @@ impl PeerTransport for GrpcPeerTransport {
             let mut client = PeerClient::new(channel?)
                 .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-            match tokio::time::timeout(timeout, client.call(message)).await {
+            match clock::timeout(timeout, client.call(message)).await {
                 Err(_) => Err(TransportError::Unreachable(format!(
                     "{url}: no answer within {timeout:?}"
                 ))),

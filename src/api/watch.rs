@@ -7,6 +7,7 @@ use super::pb::etcdserverpb::{self as pb, watch_server::Watch};
 use super::pb::mvccpb;
 use super::{convert, Context};
 use crate::base::{EtcdError, KeyRange};
+use crate::io::clock;
 use crate::watch::{
     WatchOutput, WatchSpec, WatchStream, DUPLICATE_WATCH_ID_REASON, PROGRESS_WATCH_ID,
 };
@@ -57,7 +58,7 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
     let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
     let mut revisions = context.node.subscribe_revision();
     let mut progress_requested = false;
-    let mut progress_timer = tokio::time::interval(context.watch.progress_notify_interval);
+    let mut progress_timer = clock::interval(context.watch.progress_notify_interval);
     progress_timer.tick().await;
     loop {
         let view = context.node.view();

@@ -38,6 +38,8 @@ pub enum EtcdError {
     LeaderChanged,
     #[error("etcdserver: request timed out")]
     Timeout,
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     #[error("etcdserver: server stopped")]
     Stopped,
     #[error("etcdserver: member not found")]

@@ -37,6 +37,28 @@ pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await
 }
 
+/// `future`'s output, or `Err(Elapsed)` if `duration` passes first. The deadline counts
+/// from this call, not from the first poll.
+pub fn timeout<F: std::future::Future>(
+    duration: Duration,
+    future: F,
+) -> impl std::future::Future<Output = Result<F::Output, Elapsed>> {
+    let bounded = tokio::time::timeout(duration, future);
+    async move { bounded.await.map_err(|_| Elapsed) }
+}
+
+/// A timeout passed before the future it bounded finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Ticks every `period`, the first at once (tokio's interval: a late tick fires as soon as
+/// possible, then the schedule goes on).
+pub fn interval(period: Duration) -> Interval {
+    tokio::time::interval(period)
+}
+
+pub type Interval = tokio::time::Interval;
+
 #[cfg(all(test, not(madsim)))]
 mod tests {
     use super::*;

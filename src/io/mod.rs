@@ -15,6 +15,18 @@ pub mod runtime;
 pub use disk::{Disk, DiskFile};
 pub use disk_memory::{MemoryDisk, MemoryDiskOptions};
 pub use disk_os::OsDisk;
+pub use std::net::{IpAddr, SocketAddr};
+
+/// Resolves `host:port` to an IPv4 socket address (`localhost` to loopback).
+pub fn resolve_ipv4(host_port: &str) -> std::io::Result<Option<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    if let Ok(address) = host_port.parse() {
+        return Ok(Some(address));
+    }
+    Ok(host_port
+        .to_socket_addrs()?
+        .find(std::net::SocketAddr::is_ipv4))
+}
 
 /// Runs blocking work (an fsync) without stalling the async executor: on a thread pool in
 /// production, inline in simulation where there are no threads and a "blocking" call is an

@@ -3,8 +3,9 @@
 //! new leader starts every lease at no less than its checkpointed remaining TTL, so a leader
 //! change never shortens a lease. Expiry becomes a replicated revoke, never a local delete.
 
-use super::peer::{Forwarded, PeerResponse};
-use super::RaftNode;
+use super::error::{NodeError, Waited};
+use super::node::RaftNode;
+use super::peer::{KeepAlive, TimeToLive};
 use crate::apply::{Command, LeaseCheckpoint};
 use crate::base::{EtcdError, LeaseId};
 use crate::io::clock;
@@ -61,7 +62,7 @@ impl Lessor {
                     .await
                 {
                     Ok(_) => self.inner.lock().unwrap().queue.remove(id),
-                    Err(EtcdError::Stopped) => return,
+                    Err(NodeError::Stopped) => return,
                     Err(error) => {
                         tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying");
                         break;
@@ -163,21 +164,13 @@ impl Lessor {
 
     /// A keepalive: the lease gets its whole TTL again. Returns that TTL in seconds.
     /// Only the leader's deadlines count, so a follower hands it to the leader.
-    pub async fn keep_alive(&self, id: LeaseId) -> Result<i64, EtcdError> {
-        if self.node.status().is_leader {
-            return self.keep_alive_on_leader(id).await;
-        }
-        match self
-            .node
-            .forward_to_leader(Forwarded::KeepAlive(id))
-            .await?
-        {
-            PeerResponse::KeptAlive(result) => result,
-            _ => Err(EtcdError::LeaderChanged),
-        }
+    pub async fn keep_alive(&self, id: LeaseId) -> Result<i64, NodeError> {
+        self.node
+            .on_leader(KeepAlive(id), |KeepAlive(id)| self.keep_alive_on_leader(id))
+            .await
     }
 
-    pub async fn keep_alive_on_leader(&self, id: LeaseId) -> Result<i64, EtcdError> {
+    pub async fn keep_alive_on_leader(&self, id: LeaseId) -> Result<i64, NodeError> {
         // Confirm leadership with a quorum (fails on a member that is not the leader), then
         // apply everything committed before renewing, so a just-granted lease is known.
         let index = self.node.read_index_on_leader().await?;
@@ -222,10 +215,10 @@ impl Lessor {
                 return Ok(lease.ttl_seconds);
             }
             if !self.node.status().is_leader {
-                return Err(EtcdError::NotLeader);
+                return Err(NodeError::NotLeader);
             }
             if now_ms - waited_since_ms > self.node.config().request_timeout().as_millis() as u64 {
-                return Err(EtcdError::Timeout);
+                return Err(NodeError::Timeout(Waited::LeaseRevoke));
             }
             clock::sleep(EXPIRED_RENEWAL_POLL).await;
         }
@@ -233,24 +226,18 @@ impl Lessor {
 
     /// Remaining seconds of lease `id` and its granted TTL (`None` if it does not exist),
     /// as the leader's deadlines say.
-    pub async fn time_to_live(&self, id: LeaseId) -> Result<Option<(i64, i64)>, EtcdError> {
-        if self.node.status().is_leader {
-            return self.time_to_live_on_leader(id).await;
-        }
-        match self
-            .node
-            .forward_to_leader(Forwarded::TimeToLive(id))
-            .await?
-        {
-            PeerResponse::TimeToLive(result) => result,
-            _ => Err(EtcdError::LeaderChanged),
-        }
+    pub async fn time_to_live(&self, id: LeaseId) -> Result<Option<(i64, i64)>, NodeError> {
+        self.node
+            .on_leader(TimeToLive(id), |TimeToLive(id)| {
+                self.time_to_live_on_leader(id)
+            })
+            .await
     }
 
     pub async fn time_to_live_on_leader(
         &self,
         id: LeaseId,
-    ) -> Result<Option<(i64, i64)>, EtcdError> {
+    ) -> Result<Option<(i64, i64)>, NodeError> {
         let index = self.node.read_index_on_leader().await?;
         self.node.wait_applied(index).await?;
         let view = self.node.view();

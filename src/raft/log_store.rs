@@ -2,7 +2,7 @@
 //! snapshot) for reads, and go to disk through one writer task that batches every queued
 //! append into one write and one fsync (group commit) before acknowledging any of them.
 
-use super::{storage_error, StorageResult, TypeConfig};
+use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::io;
 use crate::storage::codec;
 use crate::storage::wal::{Record, RecordKind, Wal};

@@ -2,8 +2,9 @@
 //! peer URLs in production, madsim's network in simulation). Every call has a deadline:
 //! a partitioned or clogged peer must never hang raft.
 
+use super::members::MemberNode;
 use super::peer::{PeerRequest, PeerResponse};
-use super::{MemberNode, TypeConfig};
+use super::types::TypeConfig;
 use crate::base::MemberId;
 use crate::storage::codec;
 use futures::future::BoxFuture;

@@ -6,7 +6,8 @@
 //! by encoded bytes (`base::limits`), so it is always one WAL record recovery accepts and one
 //! entry a follower can receive.
 
-use super::TypeConfig;
+use super::error::NodeError;
+use super::types::TypeConfig;
 use crate::apply::{Applied, Command, Outcome};
 use crate::base::limits::{BATCH_COMMANDS_MAX, COMMAND_BYTES_MAX};
 use crate::base::EtcdError;
@@ -17,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 /// Commands waiting for the next entry at most; beyond this proposals wait for room.
 const QUEUE_LENGTH_MAX: usize = 16 * 1024;
 
-type Reply = oneshot::Sender<Result<Applied, EtcdError>>;
+type Reply = oneshot::Sender<Result<Applied, NodeError>>;
 
 /// A command waiting to be proposed, with its encoded size measured once.
 struct Pending {
@@ -61,7 +62,7 @@ impl Proposer {
     pub fn start<F, Fut>(raft: Raft<TypeConfig>, batch_bytes_max: usize, write: F) -> Proposer
     where
         F: Fn(Raft<TypeConfig>, Command) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Applied, EtcdError>> + Send,
+        Fut: std::future::Future<Output = Result<Applied, NodeError>> + Send,
     {
         let (queue, mut waiting) = mpsc::channel::<Pending>(QUEUE_LENGTH_MAX);
         tokio::spawn(async move {
@@ -94,12 +95,12 @@ impl Proposer {
         Proposer { queue }
     }
 
-    pub async fn propose(&self, command: Command) -> Result<Applied, EtcdError> {
+    pub async fn propose(&self, command: Command) -> Result<Applied, NodeError> {
         let size_bytes = codec::encoded_len(&command);
         // The api layer refuses requests over --max-request-bytes, whose ceiling bounds this;
         // a larger command would become an entry no WAL record or peer message may carry.
         if size_bytes > COMMAND_BYTES_MAX {
-            return Err(EtcdError::RequestTooLarge);
+            return Err(EtcdError::RequestTooLarge.into());
         }
         let (reply, answer) = oneshot::channel();
         self.queue
@@ -109,15 +110,15 @@ impl Proposer {
                 reply,
             })
             .await
-            .map_err(|_| EtcdError::Stopped)?;
-        answer.await.unwrap_or(Err(EtcdError::Stopped))
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.unwrap_or(Err(NodeError::Stopped))
     }
 }
 
 async fn write_batch<F, Fut>(raft: &Raft<TypeConfig>, write: &F, mut batch: Vec<Pending>)
 where
     F: Fn(Raft<TypeConfig>, Command) -> Fut + Sync,
-    Fut: std::future::Future<Output = Result<Applied, EtcdError>> + Send,
+    Fut: std::future::Future<Output = Result<Applied, NodeError>> + Send,
 {
     if batch.len() == 1 {
         let pending = batch.pop().expect("one command");

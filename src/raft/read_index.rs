@@ -3,14 +3,19 @@
 //! confirmation may predate the read), so each read still sees every write acknowledged
 //! before it began.
 
-use crate::base::EtcdError;
+use super::error::{NodeError, Waited};
+use super::node::RaftNode;
+use super::peer::ReadIndex;
+use crate::io::clock;
+use openraft::error::{CheckIsLeaderError, RaftError};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Reads waiting for a round at most; beyond this a read fails fast instead of queueing.
 pub const READS_WAITING_MAX: usize = 100_000;
 
-type Waiter = oneshot::Sender<Result<u64, EtcdError>>;
+type Waiter = oneshot::Sender<Result<u64, NodeError>>;
 
 #[derive(Default)]
 pub struct ReadBatcher {
@@ -25,11 +30,11 @@ struct BatchState {
 
 impl ReadBatcher {
     /// Queues a read. Returns its receiver, and whether the caller must start the rounds.
-    pub fn join(&self) -> Result<(oneshot::Receiver<Result<u64, EtcdError>>, bool), EtcdError> {
+    pub fn join(&self) -> Result<(oneshot::Receiver<Result<u64, NodeError>>, bool), NodeError> {
         let (sender, receiver) = oneshot::channel();
         let mut state = self.state.lock().unwrap();
         if state.waiting.len() >= READS_WAITING_MAX {
-            return Err(EtcdError::Timeout);
+            return Err(NodeError::ReadQueueFull(READS_WAITING_MAX));
         }
         state.waiting.push(sender);
         let start = !std::mem::replace(&mut state.running, true);
@@ -47,9 +52,69 @@ impl ReadBatcher {
     }
 }
 
-pub fn finish_round(waiters: Vec<Waiter>, result: Result<u64, EtcdError>) {
+pub fn finish_round(waiters: Vec<Waiter>, result: Result<u64, NodeError>) {
     for waiter in waiters {
         let _ = waiter.send(result.clone());
+    }
+}
+
+impl RaftNode {
+    /// Waits until this member has applied everything committed before the call, confirmed
+    /// by the current leader (read index), so a read that follows is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), NodeError> {
+        let index = self.read_index().await?;
+        self.wait_applied(index).await
+    }
+
+    /// Waits until this member has applied log index `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), NodeError> {
+        self.raft()
+            .wait(Some(self.config().request_timeout()))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map_err(|_| NodeError::Timeout(Waited::Apply))?;
+        Ok(())
+    }
+
+    async fn read_index(&self) -> Result<u64, NodeError> {
+        let (receiver, start_rounds) = self.reads().join()?;
+        if start_rounds {
+            let node = self.clone();
+            tokio::spawn(async move {
+                while let Some(waiters) = node.reads().next_round() {
+                    let result = node
+                        .on_leader(ReadIndex, |ReadIndex| node.read_index_on_leader())
+                        .await;
+                    finish_round(waiters, result);
+                }
+            });
+        }
+        receiver.await.unwrap_or(Err(NodeError::Stopped))
+    }
+
+    /// Confirms leadership with a quorum and returns the index reads must wait for. A round
+    /// whose confirmations were slow is retried (each round is a fresh confirmation) until
+    /// the request timeout; a member that is not leader fails at once.
+    pub async fn read_index_on_leader(&self) -> Result<u64, NodeError> {
+        let deadline = clock::now() + self.config().request_timeout();
+        let retry_after = Duration::from_millis(self.config().heartbeat_interval_ms);
+        loop {
+            let remaining = deadline.saturating_duration_since(clock::now());
+            match clock::timeout(remaining, self.raft().get_read_log_id()).await {
+                Err(_) => return Err(NodeError::Timeout(Waited::ReadIndex)),
+                Ok(Ok((read_log_id, _applied))) => return Ok(read_log_id.map_or(0, |id| id.index)),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                    return Err(NodeError::NotLeader)
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                    if clock::now() >= deadline {
+                        return Err(NodeError::Timeout(Waited::ReadIndex));
+                    }
+                    clock::sleep(retry_after).await;
+                }
+                Ok(Err(RaftError::Fatal(_))) => return Err(NodeError::Stopped),
+            }
+        }
     }
 }
 

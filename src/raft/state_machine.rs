@@ -2,8 +2,9 @@
 //! held only for O(1) clones and for apply itself; readers, watchers and snapshots work on
 //! clones. Snapshots are built from a clone in openraft's background task while writes go on.
 
+use super::members::MemberNode;
 use super::snapshot_data::SnapshotData;
-use super::{storage_error, MemberNode, StorageResult, TypeConfig};
+use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::apply::{Applied, Command, Outcome, StateMachine};
 use crate::base::Revision;
 use crate::io;

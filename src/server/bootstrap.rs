@@ -4,14 +4,14 @@
 //! added first (`etcdctl member add`), which also catches a wrong cluster token.
 
 use super::config::{split_urls, Config};
+use super::error::StartError;
 use super::identity::{self, Identity};
 use crate::api::GrpcPeerTransport;
 use crate::base::MemberId;
 use crate::io::Disk;
 use crate::raft::{call_peer, MemberNode, PeerRequest, PeerResponse};
-use anyhow::bail;
+use crate::storage::DataDir;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// How long a joining member waits for one running member to answer.
@@ -26,15 +26,15 @@ pub struct Bootstrap {
 pub async fn resolve(
     config: &Config,
     disk: &dyn Disk,
-    member_dir: &Path,
+    data_dir: &DataDir,
     transport: &GrpcPeerTransport,
-) -> anyhow::Result<Bootstrap> {
+) -> Result<Bootstrap, StartError> {
     let token = config.initial_cluster_token.clone();
     let members = identity::parse_initial_cluster(&config.initial_cluster(), &token)
-        .map_err(anyhow::Error::msg)?;
+        .map_err(StartError::Flag)?;
     let own_peer_urls = split_urls(&config.initial_advertise_peer_urls);
     let member_id = identity::member_id(&own_peer_urls, &token);
-    if let Some(identity) = identity::load(disk, member_dir)? {
+    if let Some(identity) = identity::load(disk, data_dir)? {
         // Identity is saved only after raft storage was initialized, so there is nothing to
         // bootstrap: the WAL holds the membership.
         return Ok(Bootstrap {
@@ -43,11 +43,11 @@ pub async fn resolve(
         });
     }
     if !members.contains_key(&member_id) {
-        bail!(
+        return Err(StartError::Bootstrap(format!(
             "couldn't find local name {:?} in the initial cluster configuration: --initial-advertise-peer-urls {:?} with --initial-cluster-token {token:?} is not in --initial-cluster",
             config.name,
             own_peer_urls
-        );
+        )));
     }
     if config.initial_cluster_state == "existing" {
         let cluster_id = discover(member_id, &members, transport).await?;
@@ -96,7 +96,7 @@ async fn discover(
     member_id: MemberId,
     members: &BTreeMap<MemberId, MemberNode>,
     transport: &GrpcPeerTransport,
-) -> anyhow::Result<u64> {
+) -> Result<u64, StartError> {
     let mut failures = Vec::new();
     let mut not_listed_by = None;
     for (id, node) in members.iter().filter(|(id, _)| **id != member_id) {
@@ -123,12 +123,12 @@ async fn discover(
         }
     }
     if let Some((cluster_id, urls)) = not_listed_by {
-        bail!(
+        return Err(StartError::Bootstrap(format!(
             "member {member_id:x} has not been added to the cluster {cluster_id:x} that {urls} belongs to: add it first with `etcdctl member add` (or check --initial-cluster-token)"
-        );
+        )));
     }
-    bail!(
+    Err(StartError::Bootstrap(format!(
         "could not reach any member of the existing cluster: {}",
         failures.join("; ")
-    )
+    )))
 }

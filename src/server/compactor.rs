@@ -2,8 +2,9 @@
 //! leader as replicated compact commands, as etcd's compactor does.
 
 use crate::apply::Command;
-use crate::base::{EtcdError, Revision};
+use crate::base::Revision;
 use crate::io::clock;
+use crate::raft::NodeError;
 use crate::raft::RaftNode;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -59,7 +60,7 @@ pub async fn run(node: RaftNode, mode: CompactionMode) {
         }
         match node.propose(Command::Compact { revision: target }).await {
             Ok(_) => tracing::info!(revision = target, "auto-compacted"),
-            Err(EtcdError::Stopped) => return,
+            Err(NodeError::Stopped) => return,
             Err(error) => tracing::warn!(revision = target, %error, "auto-compaction failed"),
         }
     }

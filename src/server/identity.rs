@@ -4,10 +4,9 @@
 use crate::base::MemberId;
 use crate::io::Disk;
 use crate::raft::MemberNode;
-use crate::storage::codec;
+use crate::storage::{codec, DataDir, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -56,28 +55,38 @@ pub fn parse_initial_cluster(
         .collect())
 }
 
-const IDENTITY_FILE: &str = "identity";
-
-/// The identity stored in `member_dir`, if this data directory was used before.
-pub fn load(disk: &dyn Disk, member_dir: &Path) -> anyhow::Result<Option<Identity>> {
-    let path = member_dir.join(IDENTITY_FILE);
+/// The identity stored in `data_dir`, if this data directory was used before.
+pub fn load(disk: &dyn Disk, data_dir: &DataDir) -> Result<Option<Identity>, StorageError> {
+    let path = data_dir.identity();
     if !disk.exists(&path) {
         return Ok(None);
     }
-    let bytes = disk.read(&path)?;
-    Ok(Some(codec::decode("member identity", &bytes).map_err(
-        |error| anyhow::anyhow!("{}: {error}", path.display()),
-    )?))
+    let bytes = disk
+        .read(&path)
+        .map_err(StorageError::io("reading", &path))?;
+    let identity =
+        codec::decode("member identity", &bytes).map_err(|error| StorageError::Corrupt {
+            what: "member identity",
+            path: path.clone(),
+            offset: 0,
+            reason: error.to_string(),
+        })?;
+    Ok(Some(identity))
 }
 
 /// Stores the identity durably (file synced, then its directory).
-pub fn save(disk: &dyn Disk, member_dir: &Path, identity: &Identity) -> anyhow::Result<()> {
-    disk.create_dir_all(member_dir)?;
-    let path = member_dir.join(IDENTITY_FILE);
-    let temporary = member_dir.join(format!("{IDENTITY_FILE}.tmp"));
-    disk.write_synced(&temporary, &codec::encode(identity))?;
-    disk.rename(&temporary, &path)?;
-    disk.sync_dir(member_dir)?;
+pub fn save(disk: &dyn Disk, data_dir: &DataDir, identity: &Identity) -> Result<(), StorageError> {
+    let member_dir = data_dir.member();
+    disk.create_dir_all(&member_dir)
+        .map_err(StorageError::io("creating", &member_dir))?;
+    let path = data_dir.identity();
+    let temporary = path.with_extension("tmp");
+    disk.write_synced(&temporary, &codec::encode(identity))
+        .map_err(StorageError::io("writing", &temporary))?;
+    disk.rename(&temporary, &path)
+        .map_err(StorageError::io("renaming", &temporary))?;
+    disk.sync_dir(&member_dir)
+        .map_err(StorageError::io("syncing", &member_dir))?;
     Ok(())
 }
 

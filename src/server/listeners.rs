@@ -1,6 +1,7 @@
 //! The gRPC listeners: etcd's six services on every client URL, the peer service on every
 //! peer URL. Each stops when the member shuts down.
 
+use super::error::StartError;
 use crate::api::pb::cairnpeerpb::peer_server::PeerServer;
 use crate::api::pb::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
@@ -10,25 +11,25 @@ use crate::api::{
     AuthService, ClusterService, Context, KvService, LeaseService, MaintenanceService, PeerService,
     WatchService, GRPC_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX,
 };
-use std::net::{SocketAddr, ToSocketAddrs};
+use crate::io::SocketAddr;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub type Listener = JoinHandle<Result<(), tonic::transport::Error>>;
 
 /// Parses `http://host:port` into a socket address (`localhost` resolves to loopback).
-pub fn socket_address(url: &str) -> anyhow::Result<SocketAddr> {
+pub fn socket_address(url: &str) -> Result<SocketAddr, StartError> {
     let host_port = url.strip_prefix("http://").ok_or_else(|| {
-        anyhow::anyhow!("URL {url:?} must start with http:// (TLS is not supported yet)")
+        StartError::Flag(format!(
+            "URL {url:?} must start with http:// (TLS is not supported yet)"
+        ))
     })?;
     let host_port = host_port.trim_end_matches('/');
-    if let Ok(address) = host_port.parse() {
-        return Ok(address);
+    match crate::io::resolve_ipv4(host_port) {
+        Ok(Some(address)) => Ok(address),
+        Ok(None) => Err(StartError::Flag(format!("cannot resolve {url:?}"))),
+        Err(error) => Err(StartError::Flag(format!("cannot resolve {url:?}: {error}"))),
     }
-    host_port
-        .to_socket_addrs()?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve {url:?}"))
 }
 
 async fn until_stopped(mut stop: watch::Receiver<bool>) {
@@ -39,7 +40,7 @@ pub async fn serve_clients(
     context: &Context,
     address: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<Listener> {
+) -> Result<Listener, StartError> {
     let bytes_max = context.limits.request_bytes_max + GRPC_OVERHEAD_BYTES;
     let router = tonic::transport::Server::builder()
         .add_service(
@@ -69,7 +70,11 @@ pub async fn serve_clients(
         // Our own accept loop, so every connection passes through the authority fix.
         let listener = crate::io::client_connection::bind(address)
             .await
-            .map_err(|error| anyhow::anyhow!("listening for clients on {address}: {error}"))?;
+            .map_err(|source| StartError::Listen {
+                what: "clients",
+                address,
+                source,
+            })?;
         let incoming = crate::io::client_connection::accept(listener);
         Ok(tokio::spawn(router.serve_with_incoming_shutdown(
             incoming,

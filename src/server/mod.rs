@@ -4,17 +4,19 @@
 mod bootstrap;
 pub mod compactor;
 pub mod config;
+mod error;
 pub mod identity;
 mod listeners;
 
 pub use config::Config;
+pub use error::{ServeError, StartError};
 pub use listeners::socket_address;
 
 use crate::api::{Context, GrpcPeerTransport, PeerService, WatchLimits};
 use crate::base::Limits;
 use crate::io::{clock, Disk};
 use crate::raft::{Lessor, MembershipChange, PeerHandler, RaftNode, RaftNodeConfig};
-use anyhow::Context as _;
+use crate::storage::DataDir;
 use compactor::CompactionMode;
 use config::{parse_duration, split_urls};
 use identity::Identity;
@@ -36,12 +38,12 @@ pub struct Member {
 
 impl Member {
     /// Serves until a listener fails or `shutdown` is called.
-    pub async fn wait(&mut self) -> anyhow::Result<()> {
+    pub async fn wait(&mut self) -> Result<(), ServeError> {
         for listener in self.listeners.drain(..) {
             listener
                 .await
-                .context("listener task")?
-                .context("listener")?;
+                .map_err(|error| ServeError::Task(error.to_string()))?
+                .map_err(|error| ServeError::Listener(error.to_string()))?;
         }
         Ok(())
     }
@@ -55,17 +57,19 @@ impl Member {
     }
 }
 
-fn compaction_mode(config: &Config) -> anyhow::Result<CompactionMode> {
+fn compaction_mode(config: &Config) -> Result<CompactionMode, StartError> {
     let retention = config.auto_compaction_retention.trim();
     if retention == "0" || retention.is_empty() {
         return Ok(CompactionMode::Disabled);
     }
     Ok(match config.auto_compaction_mode.as_str() {
         "revision" => CompactionMode::Revision(retention.parse().map_err(|_| {
-            anyhow::anyhow!("--auto-compaction-retention {retention:?} is not a revision count")
+            StartError::Flag(format!(
+                "--auto-compaction-retention {retention:?} is not a revision count"
+            ))
         })?),
         _ => CompactionMode::Periodic(
-            parse_duration(retention, Duration::from_secs(3600)).map_err(anyhow::Error::msg)?,
+            parse_duration(retention, Duration::from_secs(3600)).map_err(StartError::Flag)?,
         ),
     })
 }
@@ -109,11 +113,14 @@ async fn publish_attributes(node: RaftNode, name: String, client_urls: Vec<Strin
 }
 
 /// Starts a member from flags on `disk`.
-pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Member> {
-    let data_dir = config.data_dir();
-    let member_dir = data_dir.join("member");
-    disk.create_dir_all(&member_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, StartError> {
+    let data_dir = DataDir::new(config.data_dir());
+    disk.create_dir_all(&data_dir.member())
+        .map_err(|source| StartError::DataDir {
+            what: "creating data directory",
+            path: data_dir.root().to_path_buf(),
+            source,
+        })?;
     let own_peer_urls = split_urls(&config.initial_advertise_peer_urls);
     // Outgoing peer connections come from the address this member listens on for peers, when
     // that is one specific address (so peers and proxies see who is talking).
@@ -124,7 +131,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         .filter(|ip| !ip.is_unspecified());
     let own_id = crate::base::identity::member_id(&own_peer_urls, &config.initial_cluster_token);
     let transport = GrpcPeerTransport::new(own_id, local_address);
-    let bootstrap = bootstrap::resolve(config, disk.as_ref(), &member_dir, &transport).await?;
+    let bootstrap = bootstrap::resolve(config, disk.as_ref(), &data_dir, &transport).await?;
     let identity = bootstrap.identity;
     // A restarted member keeps the ID it was created with, whatever its flags say now.
     let transport = if identity.member_id == own_id {
@@ -154,15 +161,13 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
     };
     let node = RaftNode::start(raft_config, disk.clone(), Arc::new(transport))
         .await
-        .with_context(|| {
-            format!(
-                "starting member {:?} in {}",
-                config.name,
-                data_dir.display()
-            )
+        .map_err(|source| StartError::Raft {
+            name: config.name.clone(),
+            data_dir: data_dir.root().to_path_buf(),
+            source: Box::new(source),
         })?;
     // Saved only once raft storage exists, so an interrupted first start simply starts over.
-    identity::save(disk.as_ref(), &member_dir, &identity)?;
+    identity::save(disk.as_ref(), &data_dir, &identity)?;
     let lessor = Lessor::new(node.clone());
     tokio::spawn(lessor.clone().run());
     tokio::spawn(compactor::run(node.clone(), compaction_mode(config)?));
@@ -172,7 +177,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
             &config.watch_progress_notify_interval,
             Duration::from_secs(1),
         )
-        .map_err(anyhow::Error::msg)?
+        .map_err(StartError::Flag)?
         .max(Duration::from_millis(100)),
         ..WatchLimits::default()
     };
@@ -181,8 +186,6 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> anyhow::Result<Membe
         lessor: lessor.clone(),
         cluster_id: identity.cluster_id,
         limits,
-        disk,
-        data_dir,
         watch,
     };
     let (shutdown, stop) = watch::channel(false);

@@ -3,8 +3,10 @@
 //! layer decides what goes in a record and when to sync.
 
 pub mod codec;
+mod data_dir;
 mod error;
 pub mod snapshot;
 pub mod wal;
 
+pub use data_dir::DataDir;
 pub use error::StorageError;

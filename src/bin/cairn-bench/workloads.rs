@@ -1,8 +1,8 @@
 //! The workloads. Each client task runs requests back to back over one of `connections`
 //! gRPC channels and records every latency; errors are counted, never retried.
 
-use super::histogram::Histogram;
-use crate::api::pb::etcdserverpb::{
+use crate::histogram::Histogram;
+use cairn::api::pb::etcdserverpb::{
     self as pb, kv_client::KvClient, lease_client::LeaseClient, watch_client::WatchClient,
 };
 use rand::rngs::SmallRng;
@@ -312,7 +312,7 @@ async fn watch_latency(options: &Options, channels: &[Channel]) -> anyhow::Resul
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         let create = pb::WatchCreateRequest {
             key: prefix.clone().into(),
-            range_end: crate::base::prefix_end(&prefix).into(),
+            range_end: cairn::base::prefix_end(&prefix).into(),
             ..Default::default()
         };
         sender

@@ -2,8 +2,13 @@
 //! etcd identically. Prints a table row and, with `--json`, a JSON line.
 
 #[cfg(not(madsim))]
+mod histogram;
+#[cfg(not(madsim))]
+mod workloads;
+
+#[cfg(not(madsim))]
 mod real {
-    use cairn::bench::workloads::{self, Options, Workload};
+    use crate::workloads::{self, Options, Workload};
     use clap::Parser;
     use std::time::Duration;
 
