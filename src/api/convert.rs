@@ -4,8 +4,8 @@
 use super::pb::etcdserverpb as pb;
 use super::pb::mvccpb;
 use crate::apply::{
-    Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RequestOp, ResponseOp,
-    TxnRequest, TxnResponse,
+    Compare, CompareResult, CompareTarget, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
+    RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::base::{EtcdError, KeyRange};
 use crate::mvcc::{Event, EventKind, KeyValue, RangeQuery, RangeResult, SortOrder, SortTarget};
@@ -149,6 +149,24 @@ pub fn range_response(
     }
 }
 
+pub fn put_response(response: PutResponse, header: Option<pb::ResponseHeader>) -> pb::PutResponse {
+    pb::PutResponse {
+        header,
+        prev_kv: response.prev_kv.map(key_value),
+    }
+}
+
+pub fn delete_response(
+    response: DeleteResponse,
+    header: Option<pb::ResponseHeader>,
+) -> pb::DeleteRangeResponse {
+    pb::DeleteRangeResponse {
+        header,
+        deleted: response.deleted,
+        prev_kvs: response.prev_kvs.into_iter().map(key_value).collect(),
+    }
+}
+
 pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -> pb::TxnResponse {
     use pb::response_op::Response;
     let responses = response
@@ -159,16 +177,9 @@ pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -
                 ResponseOp::Range(result) => {
                     Response::ResponseRange(range_response(result, header))
                 }
-                ResponseOp::Put { prev_kv } => Response::ResponsePut(pb::PutResponse {
-                    header,
-                    prev_kv: prev_kv.map(key_value),
-                }),
-                ResponseOp::Delete { deleted, prev_kvs } => {
-                    Response::ResponseDeleteRange(pb::DeleteRangeResponse {
-                        header,
-                        deleted,
-                        prev_kvs: prev_kvs.into_iter().map(key_value).collect(),
-                    })
+                ResponseOp::Put(put) => Response::ResponsePut(put_response(put, header)),
+                ResponseOp::Delete(delete) => {
+                    Response::ResponseDeleteRange(delete_response(delete, header))
                 }
                 ResponseOp::Txn(nested) => Response::ResponseTxn(txn_response(nested, header)),
             }),

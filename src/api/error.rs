@@ -3,6 +3,7 @@
 //! apart on the wire (a failed forward and a commit timeout are both "request timed out")
 //! stay apart below this point and are logged here.
 
+use crate::apply::Outcome;
 use crate::base::EtcdError;
 use crate::raft::NodeError;
 use tonic::{Code, Status};
@@ -10,6 +11,18 @@ use tonic::{Code, Status};
 /// An error with an etcd wire form.
 pub trait WireError {
     fn into_status(self) -> Status;
+}
+
+/// A command applied with an outcome of another kind than its own: a bug, answered as an
+/// internal error rather than a panic that would take the member down.
+pub fn unexpected_outcome(command: &str, outcome: Outcome) -> Status {
+    tracing::error!(
+        ?outcome,
+        "a {command} applied with the outcome of another command"
+    );
+    Status::internal(format!(
+        "cairn: a {command} applied with an unexpected outcome"
+    ))
 }
 
 /// etcd's gRPC status for `error`.

@@ -1,8 +1,9 @@
 //! etcdserverpb.KV: range, put, delete, txn, compact.
 
+use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, kv_server::Kv};
 use super::{convert, status, Context};
-use crate::apply::{validate_txn, Command, Outcome, RequestOp, TxnRequest};
+use crate::apply::{validate_txn, Command, Outcome, ReadOnlyTxn, RequestOp};
 use crate::base::EtcdError;
 use tonic::{Request, Response, Status};
 
@@ -60,11 +61,11 @@ impl Kv for KvService {
         crate::apply::validate_operation(&RequestOp::Put(put.clone()), &self.context.limits)
             .map_err(status)?;
         match self.propose(Command::Put(put)).await? {
-            (Outcome::Put { prev_kv }, revision) => Ok(Response::new(pb::PutResponse {
-                header: self.context.header(revision),
-                prev_kv: prev_kv.map(convert::key_value),
-            })),
-            (other, _) => unreachable!("a put applied as {other:?}"),
+            (Outcome::Put(response), revision) => Ok(Response::new(convert::put_response(
+                response,
+                self.context.header(revision),
+            ))),
+            (other, _) => Err(unexpected_outcome("put", other)),
         }
     }
 
@@ -79,14 +80,11 @@ impl Kv for KvService {
         crate::apply::validate_operation(&RequestOp::Delete(delete.clone()), &self.context.limits)
             .map_err(status)?;
         match self.propose(Command::Delete(delete)).await? {
-            (Outcome::Delete { deleted, prev_kvs }, revision) => {
-                Ok(Response::new(pb::DeleteRangeResponse {
-                    header: self.context.header(revision),
-                    deleted,
-                    prev_kvs: prev_kvs.into_iter().map(convert::key_value).collect(),
-                }))
-            }
-            (other, _) => unreachable!("a delete applied as {other:?}"),
+            (Outcome::Delete(response), revision) => Ok(Response::new(convert::delete_response(
+                response,
+                self.context.header(revision),
+            ))),
+            (other, _) => Err(unexpected_outcome("delete", other)),
         }
     }
 
@@ -100,28 +98,29 @@ impl Kv for KvService {
         let serializable = is_serializable(&request);
         let txn = convert::txn_request(request).map_err(status)?;
         validate_txn(&txn, &self.context.limits).map_err(status)?;
-        if is_read_only(&txn) {
-            // As etcd does: a txn that only reads needs no log entry, just a read barrier
-            // (skipped when every range in it is serializable), then runs on a local copy.
-            if !serializable {
-                self.context.node.read_barrier().await.map_err(status)?;
-            }
-            let mut machine = self.context.node.view().machine;
-            let applied = machine.apply(0, &Command::Txn(txn));
-            return match applied.result.map_err(status)? {
-                Outcome::Txn(response) => Ok(Response::new(convert::txn_response(
+        let txn = match ReadOnlyTxn::new(txn) {
+            Ok(read_only) => {
+                // As etcd does: a txn that only reads needs no log entry, just a read
+                // barrier (skipped when every range in it is serializable).
+                if !serializable {
+                    self.context.node.read_barrier().await.map_err(status)?;
+                }
+                let machine = self.context.node.view().machine;
+                let response = machine.read_txn(&read_only).map_err(status)?;
+                let revision = machine.store().current_revision();
+                return Ok(Response::new(convert::txn_response(
                     response,
-                    self.context.header(applied.revision),
-                ))),
-                other => unreachable!("a txn applied as {other:?}"),
-            };
-        }
+                    self.context.header(revision),
+                )));
+            }
+            Err(writes) => writes,
+        };
         match self.propose(Command::Txn(txn)).await? {
             (Outcome::Txn(response), revision) => Ok(Response::new(convert::txn_response(
                 response,
                 self.context.header(revision),
             ))),
-            (other, _) => unreachable!("a txn applied as {other:?}"),
+            (other, _) => Err(unexpected_outcome("txn", other)),
         }
     }
 
@@ -140,18 +139,6 @@ impl Kv for KvService {
             header: self.context.header(revision),
         }))
     }
-}
-
-fn branches(txn: &TxnRequest) -> impl Iterator<Item = &RequestOp> {
-    txn.success.iter().chain(&txn.failure)
-}
-
-fn is_read_only(txn: &TxnRequest) -> bool {
-    branches(txn).all(|operation| match operation {
-        RequestOp::Range(_) => true,
-        RequestOp::Txn(nested) => is_read_only(nested),
-        RequestOp::Put(_) | RequestOp::Delete(_) => false,
-    })
 }
 
 /// True when every range in the txn is marked serializable (etcd's `isTxnSerializable`).

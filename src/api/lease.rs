@@ -1,5 +1,6 @@
 //! etcdserverpb.Lease: grant, revoke, keepalive stream, time-to-live, listing.
 
+use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, lease_server::Lease};
 use super::{status, Context};
 use crate::apply::{Command, Outcome};
@@ -56,7 +57,7 @@ impl Lease for LeaseService {
                     error: String::new(),
                 }))
             }
-            other => unreachable!("a lease grant applied as {other:?}"),
+            other => Err(unexpected_outcome("lease grant", other)),
         }
     }
 

@@ -92,16 +92,24 @@ pub enum Command {
     Batch(Vec<Command>),
 }
 
+/// What a put answers, alone or inside a txn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutResponse {
+    pub prev_kv: Option<KeyValue>,
+}
+
+/// What a delete answers, alone or inside a txn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteResponse {
+    pub deleted: i64,
+    pub prev_kvs: Vec<KeyValue>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResponseOp {
     Range(RangeResult),
-    Put {
-        prev_kv: Option<KeyValue>,
-    },
-    Delete {
-        deleted: i64,
-        prev_kvs: Vec<KeyValue>,
-    },
+    Put(PutResponse),
+    Delete(DeleteResponse),
     Txn(TxnResponse),
 }
 
@@ -113,13 +121,8 @@ pub struct TxnResponse {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    Put {
-        prev_kv: Option<KeyValue>,
-    },
-    Delete {
-        deleted: i64,
-        prev_kvs: Vec<KeyValue>,
-    },
+    Put(PutResponse),
+    Delete(DeleteResponse),
     Txn(TxnResponse),
     Compacted,
     LeaseGranted {

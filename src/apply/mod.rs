@@ -8,4 +8,4 @@ mod txn;
 
 pub use command::*;
 pub use state_machine::StateMachine;
-pub use txn::{validate_operation, validate_txn};
+pub use txn::{validate_operation, validate_txn, ReadOnlyTxn};

@@ -1,21 +1,26 @@
 //! The replicated state and the one function that changes it.
 
 use super::command::*;
-use super::txn::choose_path;
-use crate::base::{Bytes, EtcdError, KeyRange, LeaseId};
+use super::txn::{self, ReadOnlyTxn};
+use crate::base::{EtcdError, KeyRange, LeaseId};
 use crate::lease::LeaseTable;
 use crate::mvcc::{Store, WriteTxn};
 use serde::{Deserialize, Serialize};
 
 /// MVCC store plus lease table. Cloning is O(1) (both are `im` maps), which is how readers,
-/// watchers and snapshots get a consistent view without blocking apply.
+/// watchers and snapshots get a consistent view without blocking apply. Persisted in
+/// snapshots (`raft::persisted::SnapshotFile`): only the replicated fields are serialized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateMachine {
     store: Store,
     leases: LeaseTable,
     /// etcd's minimum lease TTL, from the election timeout (the same flag on every member).
+    /// A local flag: not serialized, set again by `set_limits` on every start.
+    #[serde(skip)]
     lease_ttl_seconds_min: i64,
     /// `--quota-backend-bytes`: puts that would grow the store past it fail with NOSPACE.
+    /// A local flag, like the one above.
+    #[serde(skip)]
     backend_bytes_quota: u64,
 }
 
@@ -26,6 +31,16 @@ impl StateMachine {
             leases: LeaseTable::default(),
             lease_ttl_seconds_min,
             backend_bytes_quota,
+        }
+    }
+
+    /// A state machine of replicated state read from disk; `set_limits` must follow.
+    pub fn from_parts(store: Store, leases: LeaseTable) -> Self {
+        StateMachine {
+            store,
+            leases,
+            lease_ttl_seconds_min: 0,
+            backend_bytes_quota: 0,
         }
     }
 
@@ -66,22 +81,18 @@ impl StateMachine {
     /// Applies the command of log entry `index`.
     pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
         let result = match command {
-            Command::Put(put) => {
-                self.apply_txn(&single(RequestOp::Put(put.clone())))
-                    .map(|mut response| match response.responses.pop() {
-                        Some(ResponseOp::Put { prev_kv }) => Outcome::Put { prev_kv },
-                        other => unreachable!("a put answers with a put response, not {other:?}"),
-                    })
-            }
-            Command::Delete(delete) => self
-                .apply_txn(&single(RequestOp::Delete(delete.clone())))
-                .map(|mut response| match response.responses.pop() {
-                    Some(ResponseOp::Delete { deleted, prev_kvs }) => {
-                        Outcome::Delete { deleted, prev_kvs }
-                    }
-                    other => unreachable!("a delete answers with a delete response, not {other:?}"),
-                }),
-            Command::Txn(txn) => self.apply_txn(txn).map(Outcome::Txn),
+            // A lone put or delete is checked as a txn of one operation, as etcd does.
+            Command::Put(put) => self.apply_txn(
+                &txn::single(RequestOp::Put(put.clone())),
+                |write, leases, _| Outcome::Put(txn::execute_put(write, leases, put)),
+            ),
+            Command::Delete(delete) => self.apply_txn(
+                &txn::single(RequestOp::Delete(delete.clone())),
+                |write, leases, _| Outcome::Delete(txn::execute_delete(write, leases, delete)),
+            ),
+            Command::Txn(request) => self.apply_txn(request, |write, leases, path| {
+                Outcome::Txn(txn::execute(write, leases, request, path))
+            }),
             Command::Compact { revision } => {
                 self.store.compact(*revision).map(|()| Outcome::Compacted)
             }
@@ -140,147 +151,32 @@ impl StateMachine {
         Ok(())
     }
 
-    fn apply_txn(&mut self, txn: &TxnRequest) -> Result<TxnResponse, EtcdError> {
-        let revision = self.store.current_revision();
-        let mut path = Vec::new();
-        choose_path(&self.store, revision, txn, &mut path);
-        let mut puts_bytes = 0u64;
-        self.check_path(txn, &path, &mut 0, &mut puts_bytes)?;
+    /// A txn that writes: compares on the pre-txn state choose the path, the path is
+    /// checked, the quota too, and only then does `execute` change anything, in one
+    /// revision.
+    fn apply_txn(
+        &mut self,
+        txn: &TxnRequest,
+        execute: impl FnOnce(&mut WriteTxn<'_>, &mut LeaseTable, &[bool]) -> Outcome,
+    ) -> Result<Outcome, EtcdError> {
+        let path = txn::choose_path(&self.store, txn);
+        let puts_bytes = txn::check_path(&self.store, &self.leases, txn, &path)?;
         if puts_bytes > 0 && self.store.size_bytes() + puts_bytes > self.backend_bytes_quota {
             return Err(EtcdError::NoSpace);
         }
         let mut write = self.store.write();
-        let response = execute(&mut write, &mut self.leases, txn, &path, &mut 0);
+        let outcome = execute(&mut write, &mut self.leases, &path);
         write.commit();
-        Ok(response)
+        Ok(outcome)
     }
 
-    /// etcd's `checkRequests` on the chosen path: leases exist, ignore_* keys exist, range
-    /// revisions readable. Nothing is changed unless the whole path passes.
-    fn check_path(
-        &self,
-        txn: &TxnRequest,
-        path: &[bool],
-        step: &mut usize,
-        puts_bytes: &mut u64,
-    ) -> Result<(), EtcdError> {
-        let branch = if path[*step] {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        *step += 1;
-        for operation in branch {
-            match operation {
-                RequestOp::Put(put) => {
-                    let needs_existing = put.ignore_value || put.ignore_lease;
-                    if needs_existing
-                        && self
-                            .store
-                            .get(&put.key, self.store.current_revision())
-                            .is_none()
-                    {
-                        return Err(EtcdError::KeyNotFound);
-                    }
-                    if put.lease != 0 && !self.leases.contains(put.lease) {
-                        return Err(EtcdError::LeaseNotFound);
-                    }
-                    *puts_bytes += (put.key.len() + put.value.len()) as u64;
-                }
-                RequestOp::Range(query) => {
-                    self.store.readable_revision(query.revision)?;
-                }
-                RequestOp::Delete(_) => {}
-                RequestOp::Txn(nested) => self.check_path(nested, path, step, puts_bytes)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-fn single(operation: RequestOp) -> TxnRequest {
-    TxnRequest {
-        compares: Vec::new(),
-        success: vec![operation],
-        failure: Vec::new(),
-    }
-}
-
-fn execute(
-    write: &mut WriteTxn<'_>,
-    leases: &mut LeaseTable,
-    txn: &TxnRequest,
-    path: &[bool],
-    step: &mut usize,
-) -> TxnResponse {
-    let succeeded = path[*step];
-    *step += 1;
-    let branch = if succeeded {
-        &txn.success
-    } else {
-        &txn.failure
-    };
-    let mut responses = Vec::with_capacity(branch.len());
-    for operation in branch {
-        let response = match operation {
-            RequestOp::Range(query) => {
-                let (view, current) = write.view();
-                let result = view
-                    .range_at(query, current)
-                    .expect("range revisions were checked before the txn ran");
-                ResponseOp::Range(result)
-            }
-            RequestOp::Put(put) => {
-                let current = write.view().0.get(&put.key, write.revision());
-                let value = match (&current, put.ignore_value) {
-                    (Some(kv), true) => kv.value.clone(),
-                    _ => put.value.clone(),
-                };
-                let lease = match (&current, put.ignore_lease) {
-                    (Some(kv), true) => kv.lease,
-                    _ => put.lease,
-                };
-                let previous = write.put(put.key.clone(), value, lease);
-                move_lease(
-                    leases,
-                    &put.key,
-                    previous.as_ref().map_or(0, |kv| kv.lease),
-                    lease,
-                );
-                ResponseOp::Put {
-                    prev_kv: previous.filter(|_| put.prev_kv),
-                }
-            }
-            RequestOp::Delete(delete) => {
-                let deleted = write.delete_range(&delete.range);
-                for kv in &deleted {
-                    move_lease(leases, &kv.key, kv.lease, 0);
-                }
-                let count = deleted.len() as i64;
-                ResponseOp::Delete {
-                    deleted: count,
-                    prev_kvs: if delete.prev_kv { deleted } else { Vec::new() },
-                }
-            }
-            RequestOp::Txn(nested) => ResponseOp::Txn(execute(write, leases, nested, path, step)),
-        };
-        responses.push(response);
-    }
-    TxnResponse {
-        succeeded,
-        responses,
-    }
-}
-
-fn move_lease(leases: &mut LeaseTable, key: &Bytes, from: LeaseId, to: LeaseId) {
-    if from == to {
-        return;
-    }
-    if from != 0 {
-        leases.detach(from, key);
-    }
-    if to != 0 {
-        leases.attach(to, key.clone());
+    /// A txn that only reads, answered from this state without changing it (etcd serves
+    /// these without a log entry): the same path choice and checks as `apply_txn`.
+    pub fn read_txn(&self, txn: &ReadOnlyTxn) -> Result<TxnResponse, EtcdError> {
+        let txn = txn.request();
+        let path = txn::choose_path(&self.store, txn);
+        txn::check_path(&self.store, &self.leases, txn, &path)?;
+        Ok(txn::execute_reads(&self.store, txn, &path))
     }
 }
 

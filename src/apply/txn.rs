@@ -1,10 +1,58 @@
-//! etcd's txn rules: request validation before raft (operation count, empty keys, flags,
-//! duplicate keys across nested txns), and compares, evaluated on the pre-txn state.
+//! A txn from request to response, in etcd's order: validate before raft (operation count,
+//! empty keys, flags, duplicate keys across nested txns), tell a read-only txn from one that
+//! writes (served without a log entry), choose the branch path on the pre-txn state
+//! (`compareToPath`), check the chosen path (`checkRequests`), execute it.
+//!
+//! Whether a txn is serializable is decided on etcd's request at the api edge: that flag is
+//! a local read option, not part of the replicated command, so it is not in `TxnRequest`.
 
-use super::command::{Compare, CompareResult, CompareTarget, RequestOp, TxnRequest};
-use crate::base::{Bytes, EtcdError, KeyRange, Limits, Revision};
-use crate::mvcc::{KeyValue, Store};
+use super::command::{
+    Compare, CompareResult, CompareTarget, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
+    RequestOp, ResponseOp, TxnRequest, TxnResponse,
+};
+use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Limits, Revision};
+use crate::lease::LeaseTable;
+use crate::mvcc::{KeyValue, Store, WriteTxn};
 use std::collections::BTreeSet;
+
+/// A txn with no put or delete anywhere in it (nested txns included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOnlyTxn(TxnRequest);
+
+impl ReadOnlyTxn {
+    /// The txn as read-only, or back unchanged if it writes.
+    pub fn new(txn: TxnRequest) -> Result<ReadOnlyTxn, TxnRequest> {
+        if is_read_only(&txn) {
+            Ok(ReadOnlyTxn(txn))
+        } else {
+            Err(txn)
+        }
+    }
+
+    pub fn request(&self) -> &TxnRequest {
+        &self.0
+    }
+}
+
+fn is_read_only(txn: &TxnRequest) -> bool {
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|operation| match operation {
+            RequestOp::Range(_) => true,
+            RequestOp::Txn(nested) => is_read_only(nested),
+            RequestOp::Put(_) | RequestOp::Delete(_) => false,
+        })
+}
+
+/// A txn of one unconditional operation (how a lone put or delete is checked).
+pub fn single(operation: RequestOp) -> TxnRequest {
+    TxnRequest {
+        compares: Vec::new(),
+        success: vec![operation],
+        failure: Vec::new(),
+    }
+}
 
 /// Checks a request operation the way etcd does before proposing it.
 pub fn validate_operation(operation: &RequestOp, limits: &Limits) -> Result<(), EtcdError> {
@@ -94,9 +142,15 @@ fn check_intervals(
     Ok((puts, deletes))
 }
 
-/// The branch choices of a txn and every nested txn on the chosen path, evaluated on the
-/// state before the txn runs (etcd's `compareToPath`).
-pub fn choose_path(store: &Store, revision: Revision, txn: &TxnRequest, path: &mut Vec<bool>) {
+/// The branch choices of a txn and every nested txn on the chosen path, in the order they
+/// are met, evaluated on the state before the txn runs (etcd's `compareToPath`).
+pub fn choose_path(store: &Store, txn: &TxnRequest) -> Vec<bool> {
+    let mut path = Vec::new();
+    choose_path_into(store, store.current_revision(), txn, &mut path);
+    path
+}
+
+fn choose_path_into(store: &Store, revision: Revision, txn: &TxnRequest, path: &mut Vec<bool>) {
     let succeeded = txn
         .compares
         .iter()
@@ -109,7 +163,7 @@ pub fn choose_path(store: &Store, revision: Revision, txn: &TxnRequest, path: &m
     };
     for operation in branch {
         if let RequestOp::Txn(nested) = operation {
-            choose_path(store, revision, nested, path);
+            choose_path_into(store, revision, nested, path);
         }
     }
 }
@@ -154,5 +208,192 @@ fn compare_one(kv: &KeyValue, compare: &Compare) -> bool {
         CompareResult::NotEqual => ordering.is_ne(),
         CompareResult::Greater => ordering.is_gt(),
         CompareResult::Less => ordering.is_lt(),
+    }
+}
+
+/// etcd's `checkRequests` on the chosen path: leases exist, ignore_* keys exist, range
+/// revisions readable. Returns the bytes the path's puts add (for the space quota).
+pub fn check_path(
+    store: &Store,
+    leases: &LeaseTable,
+    txn: &TxnRequest,
+    path: &[bool],
+) -> Result<u64, EtcdError> {
+    let mut puts_bytes = 0;
+    check_branch(store, leases, txn, path, &mut 0, &mut puts_bytes)?;
+    Ok(puts_bytes)
+}
+
+fn check_branch(
+    store: &Store,
+    leases: &LeaseTable,
+    txn: &TxnRequest,
+    path: &[bool],
+    step: &mut usize,
+    puts_bytes: &mut u64,
+) -> Result<(), EtcdError> {
+    let branch = chosen_branch(txn, path, step);
+    for operation in branch {
+        match operation {
+            RequestOp::Put(put) => {
+                let needs_existing = put.ignore_value || put.ignore_lease;
+                if needs_existing && store.get(&put.key, store.current_revision()).is_none() {
+                    return Err(EtcdError::KeyNotFound);
+                }
+                if put.lease != 0 && !leases.contains(put.lease) {
+                    return Err(EtcdError::LeaseNotFound);
+                }
+                *puts_bytes += (put.key.len() + put.value.len()) as u64;
+            }
+            RequestOp::Range(query) => {
+                store.readable_revision(query.revision)?;
+            }
+            RequestOp::Delete(_) => {}
+            RequestOp::Txn(nested) => check_branch(store, leases, nested, path, step, puts_bytes)?,
+        }
+    }
+    Ok(())
+}
+
+/// The branch `path` chose for `txn`, advancing `step` past its choice.
+fn chosen_branch<'a>(txn: &'a TxnRequest, path: &[bool], step: &mut usize) -> &'a [RequestOp] {
+    let succeeded = path[*step];
+    *step += 1;
+    if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    }
+}
+
+/// Runs the checked path of `txn` in `write` (one revision for the whole txn).
+pub fn execute(
+    write: &mut WriteTxn<'_>,
+    leases: &mut LeaseTable,
+    txn: &TxnRequest,
+    path: &[bool],
+) -> TxnResponse {
+    execute_branch(write, leases, txn, path, &mut 0)
+}
+
+fn execute_branch(
+    write: &mut WriteTxn<'_>,
+    leases: &mut LeaseTable,
+    txn: &TxnRequest,
+    path: &[bool],
+    step: &mut usize,
+) -> TxnResponse {
+    let succeeded = path[*step];
+    let branch = chosen_branch(txn, path, step);
+    let mut responses = Vec::with_capacity(branch.len());
+    for operation in branch {
+        let response = match operation {
+            RequestOp::Range(query) => {
+                let (view, current) = write.view();
+                let result = view
+                    .range_at(query, current)
+                    .expect("range revisions were checked before the txn ran");
+                ResponseOp::Range(result)
+            }
+            RequestOp::Put(put) => ResponseOp::Put(execute_put(write, leases, put)),
+            RequestOp::Delete(delete) => ResponseOp::Delete(execute_delete(write, leases, delete)),
+            RequestOp::Txn(nested) => {
+                ResponseOp::Txn(execute_branch(write, leases, nested, path, step))
+            }
+        };
+        responses.push(response);
+    }
+    TxnResponse {
+        succeeded,
+        responses,
+    }
+}
+
+/// One checked put: ignore_value and ignore_lease keep the existing key's value and lease.
+pub fn execute_put(
+    write: &mut WriteTxn<'_>,
+    leases: &mut LeaseTable,
+    put: &PutRequest,
+) -> PutResponse {
+    let current = write.view().0.get(&put.key, write.revision());
+    let value = match (&current, put.ignore_value) {
+        (Some(kv), true) => kv.value.clone(),
+        _ => put.value.clone(),
+    };
+    let lease = match (&current, put.ignore_lease) {
+        (Some(kv), true) => kv.lease,
+        _ => put.lease,
+    };
+    let previous = write.put(put.key.clone(), value, lease);
+    move_lease(
+        leases,
+        &put.key,
+        previous.as_ref().map_or(0, |kv| kv.lease),
+        lease,
+    );
+    PutResponse {
+        prev_kv: previous.filter(|_| put.prev_kv),
+    }
+}
+
+pub fn execute_delete(
+    write: &mut WriteTxn<'_>,
+    leases: &mut LeaseTable,
+    delete: &DeleteRequest,
+) -> DeleteResponse {
+    let deleted = write.delete_range(&delete.range);
+    for kv in &deleted {
+        move_lease(leases, &kv.key, kv.lease, 0);
+    }
+    DeleteResponse {
+        deleted: deleted.len() as i64,
+        prev_kvs: if delete.prev_kv { deleted } else { Vec::new() },
+    }
+}
+
+/// Runs the checked path of a read-only txn on `store` at its current revision.
+pub fn execute_reads(store: &Store, txn: &TxnRequest, path: &[bool]) -> TxnResponse {
+    execute_reads_branch(store, txn, path, &mut 0)
+}
+
+fn execute_reads_branch(
+    store: &Store,
+    txn: &TxnRequest,
+    path: &[bool],
+    step: &mut usize,
+) -> TxnResponse {
+    let succeeded = path[*step];
+    let branch = chosen_branch(txn, path, step);
+    let responses = branch
+        .iter()
+        .map(|operation| match operation {
+            RequestOp::Range(query) => ResponseOp::Range(
+                store
+                    .range_at(query, store.current_revision())
+                    .expect("range revisions were checked before the txn ran"),
+            ),
+            RequestOp::Txn(nested) => {
+                ResponseOp::Txn(execute_reads_branch(store, nested, path, step))
+            }
+            RequestOp::Put(_) | RequestOp::Delete(_) => {
+                unreachable!("a ReadOnlyTxn holds no writes")
+            }
+        })
+        .collect();
+    TxnResponse {
+        succeeded,
+        responses,
+    }
+}
+
+fn move_lease(leases: &mut LeaseTable, key: &Bytes, from: LeaseId, to: LeaseId) {
+    if from == to {
+        return;
+    }
+    if from != 0 {
+        leases.detach(from, key);
+    }
+    if to != 0 {
+        leases.attach(to, key.clone());
     }
 }

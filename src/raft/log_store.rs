@@ -2,6 +2,7 @@
 //! snapshot) for reads, and go to disk through one writer task that batches every queued
 //! append into one write and one fsync (group commit) before acknowledging any of them.
 
+use super::persisted::{self, DiskLogId, DiskVote};
 use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::io;
 use crate::storage::codec;
@@ -60,19 +61,25 @@ impl LogStore {
         for record in records {
             match record.kind {
                 RecordKind::Entry => {
-                    let entry: Entry<TypeConfig> = codec::decode("log entry", &record.payload)?;
+                    let entry = persisted::decode_entry(&record.payload)?;
                     state.entries.insert(entry.get_log_id().index, entry);
                 }
-                RecordKind::Vote => state.vote = Some(codec::decode("vote", &record.payload)?),
+                RecordKind::Vote => {
+                    let vote: DiskVote = codec::decode("vote", &record.payload)?;
+                    state.vote = Some(vote.into());
+                }
                 RecordKind::Committed => {
-                    state.committed = codec::decode("committed log id", &record.payload)?
+                    let committed: Option<DiskLogId> =
+                        codec::decode("committed log id", &record.payload)?;
+                    state.committed = committed.map(LogId::from);
                 }
                 RecordKind::Truncate => {
                     let since: u64 = codec::decode("truncate point", &record.payload)?;
                     state.entries.split_off(&since);
                 }
                 RecordKind::Purge => {
-                    let upto: LogId<u64> = codec::decode("purge point", &record.payload)?;
+                    let upto: LogId<u64> =
+                        codec::decode::<DiskLogId>("purge point", &record.payload)?.into();
                     state.entries = state.entries.split_off(&(upto.index + 1));
                     state.last_purged = Some(upto);
                 }
@@ -133,10 +140,10 @@ impl LogStore {
 fn carried_state(state: &InMemoryLog) -> Vec<(RecordKind, Vec<u8>)> {
     let mut carried = Vec::new();
     if let Some(vote) = &state.vote {
-        carried.push((RecordKind::Vote, codec::encode(vote)));
+        carried.push((RecordKind::Vote, codec::encode(&DiskVote::from(vote))));
     }
     if let Some(purged) = &state.last_purged {
-        carried.push((RecordKind::Purge, codec::encode(purged)));
+        carried.push((RecordKind::Purge, codec::encode(&DiskLogId::from(*purged))));
     }
     carried
 }
@@ -276,7 +283,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Durable before it takes effect: raft safety depends on never voting twice in a term.
         self.write_and_wait(
             ErrorSubject::Vote,
-            vec![(RecordKind::Vote, codec::encode(vote))],
+            vec![(RecordKind::Vote, codec::encode(&DiskVote::from(vote)))],
             None,
             None,
         )
@@ -303,7 +310,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.state.lock().unwrap().committed = committed;
         // Needs no fsync of its own: losing it only means re-learning the commit point.
         let job = WriteJob {
-            records: vec![(RecordKind::Committed, codec::encode(&committed))],
+            records: vec![(
+                RecordKind::Committed,
+                codec::encode(&committed.map(DiskLogId::from)),
+            )],
             next_index: None,
             purge_through: None,
             completion: Completion::None,
@@ -325,7 +335,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut state = self.state.lock().unwrap();
             for entry in entries {
-                records.push((RecordKind::Entry, codec::encode(&entry)));
+                records.push((RecordKind::Entry, persisted::encode_entry(&entry)));
                 let index = entry.get_log_id().index;
                 next_index = Some(index + 1);
                 state.entries.insert(index, entry);
@@ -353,7 +363,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             state.entries = state.entries.split_off(&(log_id.index + 1));
             state.last_purged = Some(log_id);
         }
-        let records = vec![(RecordKind::Purge, codec::encode(&log_id))];
+        let records = vec![(RecordKind::Purge, codec::encode(&DiskLogId::from(log_id)))];
         self.write_and_wait(ErrorSubject::Logs, records, None, Some(log_id.index))
             .await
     }

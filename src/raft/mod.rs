@@ -13,6 +13,7 @@ mod network;
 mod node;
 mod peer;
 mod peer_handler;
+mod persisted;
 mod proposer;
 mod read_index;
 mod snapshot_data;

@@ -3,6 +3,7 @@
 //! clones. Snapshots are built from a clone in openraft's background task while writes go on.
 
 use super::members::MemberNode;
+use super::persisted::{decode_snapshot, DiskLogId, DiskSnapshotMeta, SnapshotFile};
 use super::snapshot_data::SnapshotData;
 use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::apply::{Applied, Command, Outcome, StateMachine};
@@ -13,24 +14,47 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, Snapsho
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StoredMembership,
 };
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
-/// The applied state: what a snapshot holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The applied state: what a snapshot holds (on disk as `persisted::SnapshotFile`).
+#[derive(Debug, Clone)]
 pub struct AppliedState {
     pub machine: StateMachine,
     pub last_applied: Option<LogId<u64>>,
     pub membership: StoredMembership<u64, MemberNode>,
 }
 
-/// What a snapshot file holds. `meta` comes first so it can be read without the state.
-#[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta<u64, MemberNode>,
-    state: AppliedState,
+impl AppliedState {
+    fn to_file(&self, meta: &SnapshotMeta<u64, MemberNode>) -> SnapshotFile {
+        SnapshotFile {
+            meta: DiskSnapshotMeta {
+                last_log_id: meta.last_log_id.map(DiskLogId::from),
+                last_membership: (&meta.last_membership).into(),
+                snapshot_id: meta.snapshot_id.clone(),
+            },
+            machine: self.machine.clone(),
+            last_applied: self.last_applied.map(DiskLogId::from),
+            membership: (&self.membership).into(),
+        }
+    }
+
+    fn from_file(file: SnapshotFile) -> AppliedState {
+        AppliedState {
+            machine: file.machine,
+            last_applied: file.last_applied.map(LogId::from),
+            membership: file.membership.into(),
+        }
+    }
+}
+
+fn meta_from_disk(meta: DiskSnapshotMeta) -> SnapshotMeta<u64, MemberNode> {
+    SnapshotMeta {
+        last_log_id: meta.last_log_id.map(LogId::from),
+        last_membership: meta.last_membership.into(),
+        snapshot_id: meta.snapshot_id,
+    }
 }
 
 /// State shared between the raft state machine and the readers above it.
@@ -89,7 +113,7 @@ impl StateMachineStore {
         backend_bytes_quota: u64,
     ) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
         let mut state = match snapshots.latest()? {
-            Some(path) => snapshots.load::<SnapshotFile>(&path)?.state,
+            Some(path) => AppliedState::from_file(snapshots.load_with(&path, decode_snapshot)?),
             None => AppliedState {
                 machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
                 last_applied: None,
@@ -138,10 +162,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.state.membership.clone(),
             snapshot_id,
         };
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            state: self.state.clone(),
-        };
+        let file = self.state.to_file(&meta);
         let snapshots = self.snapshots.clone();
         let (index, term) = last.map_or((0, 0), |id| (id.index, id.leader_id.term));
         let pin = io::blocking(move || snapshots.save(index, term, &file))
@@ -242,17 +263,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let snapshots = self.snapshots.clone();
         let received = snapshot.path().to_path_buf();
         drop(snapshot);
-        let file =
-            io::blocking(move || snapshots.adopt_received::<SnapshotFile>(&received, index, term))
-                .await
-                .map_err(|error| {
-                    storage_error(
-                        ErrorSubject::Snapshot(Some(meta.signature())),
-                        ErrorVerb::Write,
-                        error,
-                    )
-                })?;
-        self.replace(file.state);
+        let file = io::blocking(move || {
+            snapshots.adopt_received_with(&received, index, term, decode_snapshot)
+        })
+        .await
+        .map_err(|error| {
+            storage_error(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                error,
+            )
+        })?;
+        self.replace(AppliedState::from_file(file));
         Ok(())
     }
 
@@ -263,8 +285,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let Some(pin) = snapshots.latest_pinned()? else {
                 return Ok(None);
             };
-            let meta = snapshots.load_prefix::<SnapshotMeta<u64, MemberNode>>(pin.path())?;
-            Ok::<_, crate::storage::StorageError>(Some((pin, meta)))
+            let meta = snapshots.load_prefix::<DiskSnapshotMeta>(pin.path())?;
+            Ok::<_, crate::storage::StorageError>(Some((pin, meta_from_disk(meta))))
         })
         .await
         .map_err(|error| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, error))?;

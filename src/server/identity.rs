@@ -8,6 +8,8 @@ use crate::storage::{codec, DataDir, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Persisted in `member/identity` (bincode; its layout is pinned by a golden-bytes test, and
+/// any change needs a new file name or a version prefix).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub cluster_id: u64,
@@ -93,6 +95,28 @@ pub fn save(disk: &dyn Disk, data_dir: &DataDir, identity: &Identity) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_identity_file_keeps_its_layout() {
+        let identity = Identity {
+            cluster_id: 0x0102_0304_0506_0708,
+            member_id: 0x1112_1314_1516_1718,
+            name: "m1".to_string(),
+            token: "t".to_string(),
+        };
+        let bytes = codec::encode(&identity);
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0807060504030201181716151413121102000000000000006d310100000000000000\
+             74",
+            "the layout of member/identity changed: existing data directories would not start"
+        );
+        assert_eq!(
+            codec::decode::<Identity>("identity", &bytes).unwrap(),
+            identity
+        );
+    }
 
     #[test]
     fn ids_are_deterministic_and_token_dependent() {

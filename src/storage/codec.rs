@@ -1,12 +1,10 @@
-//! The one place values become bytes on disk: bincode 1.3 (final, frozen format) behind a
-//! format version, so the encoding cannot drift under us.
+//! The one place values become bytes on disk: bincode 1.3 (final, frozen format), so the
+//! encoding cannot drift under us. Each file format carries its own version
+//! (`wal::FORMAT_VERSION`, `snapshot::FORMAT_VERSION`), bumped when a persisted type changes.
 
 use super::StorageError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-/// Version of everything this codec writes; bumped on any change to a persisted type.
-pub const FORMAT_VERSION: u32 = 1;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serialize(value).expect("in-memory values always serialize")

@@ -1,7 +1,7 @@
 //! Snapshot files, encoded, checked and read in bounded pieces: a snapshot is never held
 //! whole in memory as bytes (only as the state it decodes into, which is the state machine).
 //!
-//! On-disk format (payload encoding codec::FORMAT_VERSION 1):
+//! On-disk format (version 2; version 1 files are still read, see `FORMAT_VERSIONS_READ`):
 //! `snap/<last index>-<last term>.snap`, both 16 hex digits, holding
 //! `magic "CAIRNSNP" | format version u32 LE | payload | payload length u64 LE |
 //! crc32 of payload u32 LE | magic "CAIRNEND"`. Length and CRC trail the payload because the
@@ -10,7 +10,7 @@
 //! one. The newest two are kept. A follower receives a leader's snapshot file byte for byte
 //! into a `.tmp` file and adopts it the same way once its CRC checks out.
 
-use super::codec::{self, FORMAT_VERSION};
+use super::codec;
 use super::StorageError;
 use crate::io::{Disk, DiskFile};
 use serde::de::DeserializeOwned;
@@ -21,6 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The format version this code writes. Bumped on any change to a snapshot's layout,
+/// including the layout of the payload the raft layer puts in it.
+pub const FORMAT_VERSION: u32 = 2;
+/// Versions this code reads; the payload's decoder is told which one a file has.
+/// Version 1 differs only in its payload (the state machine also held two local flags).
+pub const FORMAT_VERSIONS_READ: [u32; 2] = [1, 2];
 const MAGIC: &[u8; 8] = b"CAIRNSNP";
 const END_MAGIC: &[u8; 8] = b"CAIRNEND";
 const HEADER_BYTES: u64 = 8 + 4;
@@ -139,12 +145,23 @@ impl SnapshotStore {
         last_index: u64,
         last_term: u64,
     ) -> Result<T, StorageError> {
+        self.adopt_received_with(temporary, last_index, last_term, decode_current)
+    }
+
+    /// `adopt_received`, decoding the payload with `decode` (given the file's version).
+    pub fn adopt_received_with<T>(
+        &self,
+        temporary: &Path,
+        last_index: u64,
+        last_term: u64,
+        decode: impl FnOnce(u32, &mut dyn Read, u64) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let adopted = self
             .disk
             .open_append(temporary)
             .and_then(|mut file| file.sync())
             .map_err(StorageError::io("sync", temporary))
-            .and_then(|()| self.load(temporary))
+            .and_then(|()| self.load_with(temporary, decode))
             .and_then(|value| {
                 self.adopt(temporary, last_index, last_term)?;
                 Ok(value)
@@ -224,7 +241,7 @@ impl SnapshotStore {
     /// The first value encoded in the payload of `path` (metadata written in front of the
     /// state), without reading or checking the rest.
     pub fn load_prefix<T: DeserializeOwned>(&self, path: &Path) -> Result<T, StorageError> {
-        let length = self.check_header(path)?;
+        let (length, _version) = self.check_header(path)?;
         let reader = self.payload_reader(path, length - HEADER_BYTES);
         codec::decode_from("snapshot", reader, length)
     }
@@ -232,8 +249,18 @@ impl SnapshotStore {
     /// The payload of `path`, decoded as it streams past and checked against its CRC; any
     /// damage is an error naming the file and offset.
     pub fn load<T: DeserializeOwned>(&self, path: &Path) -> Result<T, StorageError> {
+        self.load_with(path, decode_current)
+    }
+
+    /// `load`, decoding the payload with `decode`, which is given the file's format version
+    /// (one of `FORMAT_VERSIONS_READ`), a reader of the payload and its length.
+    pub fn load_with<T>(
+        &self,
+        path: &Path,
+        decode: impl FnOnce(u32, &mut dyn Read, u64) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         let corrupt = |offset: u64, reason: String| corrupt(path, offset, reason);
-        let length = self.check_header(path)?;
+        let (length, version) = self.check_header(path)?;
         if length < HEADER_BYTES + TRAILER_BYTES {
             return Err(corrupt(length, "missing snapshot trailer".into()));
         }
@@ -264,7 +291,7 @@ impl SnapshotStore {
             crc: crc32fast::Hasher::new(),
             bytes: 0,
         };
-        let decoded = codec::decode_from::<T>("snapshot", &mut reader, payload_bytes);
+        let decoded = decode(version, &mut reader, payload_bytes);
         let decoded_bytes = reader.bytes;
         // Hash what the decoder left so damage is reported as such, not as a decode error.
         io::copy(&mut reader, &mut io::sink()).map_err(StorageError::io("read", path))?;
@@ -285,8 +312,8 @@ impl SnapshotStore {
         Ok(value)
     }
 
-    /// Checks magic and version; returns the file's length.
-    fn check_header(&self, path: &Path) -> Result<u64, StorageError> {
+    /// Checks magic and version; returns the file's length and format version.
+    fn check_header(&self, path: &Path) -> Result<(u64, u32), StorageError> {
         let corrupt = |offset: u64, reason: String| corrupt(path, offset, reason);
         let length = self
             .disk
@@ -300,10 +327,10 @@ impl SnapshotStore {
             return Err(corrupt(0, "missing snapshot header".into()));
         }
         let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
-        if version != FORMAT_VERSION {
+        if !FORMAT_VERSIONS_READ.contains(&version) {
             return Err(corrupt(8, format!("unsupported format version {version}")));
         }
-        Ok(length)
+        Ok((length, version))
     }
 
     fn payload_reader(&self, path: &Path, payload_bytes: u64) -> impl Read + '_ {
@@ -416,6 +443,21 @@ impl<R: Read> Read for Hashing<R> {
         self.bytes += count as u64;
         Ok(count)
     }
+}
+
+/// Decodes a payload written in the current format version as `T`.
+fn decode_current<T: DeserializeOwned>(
+    version: u32,
+    reader: &mut dyn Read,
+    payload_bytes: u64,
+) -> Result<T, StorageError> {
+    if version != FORMAT_VERSION {
+        return Err(StorageError::Decode {
+            what: "snapshot",
+            reason: format!("format version {version} has no reader for this payload"),
+        });
+    }
+    codec::decode_from("snapshot", reader, payload_bytes)
 }
 
 #[cfg(test)]

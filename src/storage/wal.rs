@@ -1,6 +1,6 @@
 //! The write-ahead log.
 //!
-//! On-disk format (codec::FORMAT_VERSION 1), documented here beside the code that writes it:
+//! On-disk format (`FORMAT_VERSION` 1), documented here beside the code that writes it:
 //! - Files `wal/<sequence>-<first index>.wal`, both 16 hex digits. A new segment is cut once
 //!   the active one passes `segment_bytes_max`; the name's first index is the next log index
 //!   at the cut, so every entry in a segment is below the next segment's first index.
@@ -18,7 +18,10 @@
 //! rolled back to the last good length; a failed fsync poisons the log (after a failed fsync
 //! the kernel's view of the file is unknown, so nothing more may be acknowledged).
 
-use super::codec::FORMAT_VERSION;
+/// The format version this code writes and reads (in every segment's header record). Bumped
+/// on any change to the record framing or to a record payload's layout (the payloads are
+/// the raft layer's `raft::persisted` types).
+pub const FORMAT_VERSION: u32 = 1;
 use super::StorageError;
 use crate::io::{Disk, DiskFile};
 use std::path::{Path, PathBuf};

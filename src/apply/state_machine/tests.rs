@@ -1,8 +1,8 @@
 //! The state machine against etcd's documented behaviour for puts, txns and leases.
 
 use super::*;
-use crate::apply::validate_txn;
-use crate::base::{prefix_end, Limits};
+use crate::apply::{validate_txn, ReadOnlyTxn};
+use crate::base::{prefix_end, Bytes, Limits};
 use crate::mvcc::RangeQuery;
 
 fn bytes(text: &str) -> Bytes {
@@ -44,9 +44,9 @@ fn put_flags_follow_etcd() {
     );
     assert_eq!(applied.revision, 3);
     match applied.result {
-        Ok(Outcome::Put {
+        Ok(Outcome::Put(PutResponse {
             prev_kv: Some(prev),
-        }) => assert_eq!(prev.value, bytes("1")),
+        })) => assert_eq!(prev.value, bytes("1")),
         other => panic!("unexpected {other:?}"),
     }
     let kv = get(&machine, "a").unwrap();
@@ -301,4 +301,85 @@ fn quota_refuses_puts_but_not_deletes() {
         prev_kv: false,
     };
     assert!(machine.apply(3, &Command::Delete(delete)).result.is_ok());
+}
+
+#[test]
+fn read_only_txns_are_answered_without_changing_state() {
+    let mut machine = StateMachine::new(1, u64::MAX);
+    machine.apply(1, &Command::Put(put("a", "1")));
+    machine.apply(2, &Command::Put(put("b", "2")));
+    let range = |key: &str, revision| {
+        RequestOp::Range(RangeQuery {
+            range: KeyRange::single(bytes(key)),
+            revision,
+            ..RangeQuery::default()
+        })
+    };
+    let nested = TxnRequest {
+        compares: vec![Compare {
+            range: KeyRange::single(bytes("b")),
+            result: CompareResult::Equal,
+            target: CompareTarget::Value(bytes("2")),
+        }],
+        success: vec![range("b", 0)],
+        failure: vec![range("a", 0)],
+    };
+    let txn = TxnRequest {
+        compares: vec![Compare {
+            range: KeyRange::single(bytes("a")),
+            result: CompareResult::Equal,
+            target: CompareTarget::Value(bytes("no")),
+        }],
+        success: vec![range("a", 0)],
+        failure: vec![range("a", 2), RequestOp::Txn(nested)],
+    };
+    let read_only = ReadOnlyTxn::new(txn.clone()).expect("the txn only reads");
+    let before = machine.clone();
+    let response = machine.read_txn(&read_only).unwrap();
+    assert_eq!(machine, before, "a read-only txn changes nothing");
+    assert!(!response.succeeded);
+    let values: Vec<Vec<Bytes>> = response
+        .responses
+        .iter()
+        .map(|operation| match operation {
+            ResponseOp::Range(result) => result.kvs.iter().map(|kv| kv.value.clone()).collect(),
+            ResponseOp::Txn(nested) => match &nested.responses[..] {
+                [ResponseOp::Range(result)] => {
+                    result.kvs.iter().map(|kv| kv.value.clone()).collect()
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(values, [vec![bytes("1")], vec![bytes("2")]]);
+    // The same answer as applying it as a command would give.
+    let mut copy = machine.clone();
+    let Ok(Outcome::Txn(applied)) = copy.apply(3, &Command::Txn(txn)).result else {
+        panic!("txn failed")
+    };
+    assert_eq!(applied, response);
+    // A future revision is refused as when applied.
+    let future = ReadOnlyTxn::new(single_range("a", 99)).unwrap();
+    assert_eq!(machine.read_txn(&future), Err(EtcdError::FutureRevision));
+    let writes = TxnRequest {
+        success: vec![RequestOp::Put(put("a", "3"))],
+        ..single_range("a", 0)
+    };
+    assert!(
+        ReadOnlyTxn::new(writes).is_err(),
+        "a txn with a put is not read-only"
+    );
+}
+
+fn single_range(key: &str, revision: i64) -> TxnRequest {
+    TxnRequest {
+        compares: Vec::new(),
+        success: vec![RequestOp::Range(RangeQuery {
+            range: KeyRange::single(bytes(key)),
+            revision,
+            ..RangeQuery::default()
+        })],
+        failure: Vec::new(),
+    }
 }
