@@ -2,10 +2,10 @@
 //! healed. `heal_everything` undoes every kind, restarting members that are down, so the
 //! checkers can look at a cluster whose faults have stopped.
 
+use crate::fault_kind::FaultKind;
 use crate::member::{client_urls, SimMember};
 use crate::membership::{self, Replacement};
 use crate::operator::{find_leader, transfer_leadership};
-use crate::params::FaultKind;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};

@@ -4,6 +4,7 @@
 //! members needs `RUSTFLAGS="--cfg madsim"`.
 
 pub mod check;
+pub mod fault_kind;
 #[cfg(madsim)]
 pub mod faults;
 pub mod history;
@@ -17,7 +18,9 @@ pub mod outcome;
 pub mod params;
 #[cfg(not(madsim))]
 pub mod real;
+pub mod recorder;
 pub mod scenario;
+pub mod seeds;
 #[cfg(madsim)]
 pub mod simulation;
 pub mod workload;

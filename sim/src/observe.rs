@@ -4,7 +4,8 @@
 
 use crate::history::{FinalState, Millis};
 use crate::params::Params;
-use crate::workload::{channels, now_ms, observed, SharedRecorder, KEY_PREFIX};
+use crate::recorder::{now_ms, SharedRecorder};
+use crate::workload::{channels, observed, KEY_PREFIX};
 use cairn::api::pb::etcdserverpb::{
     self as pb, kv_client::KvClient, maintenance_client::MaintenanceClient,
 };

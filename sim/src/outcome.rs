@@ -3,7 +3,7 @@
 use crate::check::{check_all, CheckOptions, Violation};
 use crate::history::{FinalState, Millis};
 use crate::params::Params;
-use crate::workload::Recorder;
+use crate::recorder::Recorder;
 
 pub struct Outcome {
     pub trace_hash: u64,

@@ -1,63 +1,10 @@
 //! Everything a simulation run depends on, drawn from its seed unless a scenario fixes it,
 //! and printed at the start so a report carries the whole setup.
 
+use crate::fault_kind::{FaultKind, ALL_FAULTS};
 use crate::scenario::Scenario;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Random halves (including even splits such as 2|2 and 3|3).
-    Partition,
-    /// A member cut off from everyone: half the time whoever leads, else any member.
-    Isolate,
-    /// Traffic from one member to another dropped, the reverse kept.
-    OneWay,
-    /// Packet loss on the whole network.
-    PacketLoss,
-    /// kill -9 of one member; its unsynced disk bytes are lost or torn.
-    Kill,
-    /// Every member killed at once (power loss).
-    KillAll,
-    /// A member frozen, then resumed (a stale leader).
-    Pause,
-    /// A member's disk fills up; space returns at heal time.
-    DiskFull,
-    /// A member's fsync fails.
-    FailingFsync,
-    /// A member's fsync takes tens to hundreds of milliseconds.
-    SlowFsync,
-    /// Network latency raised for a while.
-    Latency,
-    /// Leadership moved to another voter (etcd's MoveLeader) under load.
-    LeaderTransfer,
-    /// A member removed, wiped and added back as a learner under a new ID, then promoted.
-    MemberReplace,
-}
-
-pub const ALL_FAULTS: [FaultKind; 13] = [
-    FaultKind::Partition,
-    FaultKind::Isolate,
-    FaultKind::OneWay,
-    FaultKind::PacketLoss,
-    FaultKind::Kill,
-    FaultKind::KillAll,
-    FaultKind::Pause,
-    FaultKind::DiskFull,
-    FaultKind::FailingFsync,
-    FaultKind::SlowFsync,
-    FaultKind::Latency,
-    FaultKind::LeaderTransfer,
-    FaultKind::MemberReplace,
-];
-
-impl FaultKind {
-    pub fn parse(name: &str) -> Option<FaultKind> {
-        ALL_FAULTS
-            .into_iter()
-            .find(|kind| format!("{kind:?}").eq_ignore_ascii_case(&name.replace(['-', '_'], "")))
-    }
-}
+use crate::seeds::Stream;
+use rand::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -114,7 +61,7 @@ pub struct Params {
 
 impl Params {
     pub fn draw(seed: u64, scenario: &Scenario) -> Params {
-        let mut random = SmallRng::seed_from_u64(seed ^ 0x5eed_c0de);
+        let mut random = Stream::Params.random(seed);
         let heartbeat_interval_ms = scenario
             .heartbeat_interval_ms
             .unwrap_or_else(|| random.gen_range(1..=4) * 25);

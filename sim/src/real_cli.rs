@@ -1,13 +1,14 @@
 //! `cairn-sim real`: the simulator's workload and checkers against real processes (a normal
 //! build, real tokio). The other subcommands need the simulation build.
 
-use cairn_sim::params::{FaultKind, Params};
+use cairn_sim::fault_kind::FaultKind;
+use cairn_sim::params::Params;
 use cairn_sim::real::cluster::{can_mount_disks, ClusterOptions, ServerKind};
 use cairn_sim::real::faults::REAL_FAULTS;
 use cairn_sim::scenario::Scenario;
+use cairn_sim::seeds::Stream;
 use clap::{Parser, Subcommand};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -123,7 +124,7 @@ fn real_scenario(
             .filter_map(|name| FaultKind::parse(name))
             .collect(),
         None => {
-            let mut random = SmallRng::seed_from_u64(seed ^ 0x0ea1_c0de);
+            let mut random = Stream::RealFaultKinds.random(seed);
             REAL_FAULTS
                 .into_iter()
                 .filter(|_| random.gen_bool(0.6))

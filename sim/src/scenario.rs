@@ -54,7 +54,7 @@ impl Scenario {
             toml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
         if let Some(names) = &scenario.faults {
             for name in names {
-                if crate::params::FaultKind::parse(name).is_none() {
+                if crate::fault_kind::FaultKind::parse(name).is_none() {
                     return Err(format!("{}: unknown fault kind {name:?}", path.display()));
                 }
             }

@@ -8,10 +8,11 @@ use crate::observe::observe_final_state;
 pub use crate::outcome::Outcome;
 use crate::outcome::{conclude, fnv1a};
 use crate::params::Params;
-use crate::workload::{self, now_ms, Recorder};
+use crate::recorder::{now_ms, Recorder};
+use crate::seeds::Stream;
+use crate::workload;
 use madsim::runtime::{Handle, Runtime};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::time::Duration;
 
 /// Simulated time a run may take at most before it is declared hung.
@@ -84,7 +85,7 @@ async fn simulate(params: Params) -> Outcome {
     }
     let operator = client_node("operator".to_string());
     let mut faults = Faults::new(&handle, &members, operator);
-    let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(47));
+    let mut random = Stream::Faults.random(params.seed);
     if !params.faults.is_empty() {
         while now_ms(&recorder) + params.fault_interval_ms < stop_ms {
             madsim::time::sleep(Duration::from_millis(

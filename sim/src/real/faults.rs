@@ -4,8 +4,8 @@
 
 use super::cluster::RealCluster;
 use super::proxy::SharedLinks;
+use crate::fault_kind::FaultKind;
 use crate::operator::{find_leader, transfer_leadership};
-use crate::params::FaultKind;
 use rand::seq::SliceRandom;
 use rand::Rng;
 

@@ -13,13 +13,14 @@ use crate::history::Millis;
 use crate::observe::observe_final_state;
 use crate::outcome::{conclude, fnv1a, Outcome};
 use crate::params::Params;
-use crate::workload::{self, channels, now_ms, Recorder};
+use crate::recorder::{now_ms, Recorder};
+use crate::seeds::Stream;
+use crate::workload::{self, channels};
 use cairn::api::pb::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
 use cluster::{ClusterOptions, RealCluster};
 use faults::RealFaults;
 use proxy::Links;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ async fn exercise(
         .map(|(_, actor)| tokio::spawn(actor))
         .collect();
     let mut faults = RealFaults::new(cluster, links);
-    let mut random = SmallRng::seed_from_u64(params.seed.wrapping_mul(47));
+    let mut random = Stream::Faults.random(params.seed);
     if !params.faults.is_empty() {
         while now_ms(&recorder) + params.fault_interval_ms < stop_ms {
             let pause_ms =
