@@ -70,8 +70,7 @@ fn etcd_status(error: EtcdError) -> Status {
         | EtcdError::DuplicateKey
         | EtcdError::RequestTooLarge
         | EtcdError::InvalidSortOption
-        | EtcdError::InvalidWatchRange
-        | EtcdError::WatchIdExists(_) => Code::InvalidArgument,
+        | EtcdError::InvalidWatchRange => Code::InvalidArgument,
         EtcdError::Compacted | EtcdError::FutureRevision | EtcdError::LeaseTtlTooLarge => {
             Code::OutOfRange
         }

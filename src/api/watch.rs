@@ -8,9 +8,7 @@ use super::pb::mvccpb;
 use super::{convert, Context};
 use crate::base::{EtcdError, KeyRange};
 use crate::io::clock;
-use crate::watch::{
-    WatchOutput, WatchSpec, WatchStream, DUPLICATE_WATCH_ID_REASON, PROGRESS_WATCH_ID,
-};
+use crate::watch::{WatchOutput, WatchSpec, WatchStream, PROGRESS_WATCH_ID};
 use prost::Message;
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -137,12 +135,6 @@ async fn handle_request(
                         created: true,
                         ..Default::default()
                     },
-                    Err(EtcdError::WatchIdExists(_)) => canceled_on_create(
-                        context,
-                        requested_id,
-                        current,
-                        DUPLICATE_WATCH_ID_REASON.to_string(),
-                    ),
                     Err(error) => {
                         canceled_on_create(context, requested_id, current, error.to_string())
                     }

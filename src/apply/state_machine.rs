@@ -176,7 +176,12 @@ impl StateMachine {
         let txn = txn.request();
         let path = txn::choose_path(&self.store, txn);
         txn::check_path(&self.store, &self.leases, txn, &path)?;
-        Ok(txn::execute_reads(&self.store, txn, &path))
+        // Execution goes through a write transaction, on O(1) copies of the store and the
+        // lease table; a txn with no put or delete changes nothing through it, and it is
+        // dropped uncommitted.
+        let (mut store, mut leases) = (self.store.clone(), self.leases.clone());
+        let mut write = store.write();
+        Ok(txn::execute(&mut write, &mut leases, txn, &path))
     }
 }
 

@@ -351,41 +351,6 @@ pub fn execute_delete(
     }
 }
 
-/// Runs the checked path of a read-only txn on `store` at its current revision.
-pub fn execute_reads(store: &Store, txn: &TxnRequest, path: &[bool]) -> TxnResponse {
-    execute_reads_branch(store, txn, path, &mut 0)
-}
-
-fn execute_reads_branch(
-    store: &Store,
-    txn: &TxnRequest,
-    path: &[bool],
-    step: &mut usize,
-) -> TxnResponse {
-    let succeeded = path[*step];
-    let branch = chosen_branch(txn, path, step);
-    let responses = branch
-        .iter()
-        .map(|operation| match operation {
-            RequestOp::Range(query) => ResponseOp::Range(
-                store
-                    .range_at(query, store.current_revision())
-                    .expect("range revisions were checked before the txn ran"),
-            ),
-            RequestOp::Txn(nested) => {
-                ResponseOp::Txn(execute_reads_branch(store, nested, path, step))
-            }
-            RequestOp::Put(_) | RequestOp::Delete(_) => {
-                unreachable!("a ReadOnlyTxn holds no writes")
-            }
-        })
-        .collect();
-    TxnResponse {
-        succeeded,
-        responses,
-    }
-}
-
 fn move_lease(leases: &mut LeaseTable, key: &Bytes, from: LeaseId, to: LeaseId) {
     if from == to {
         return;

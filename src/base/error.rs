@@ -66,8 +66,6 @@ pub enum EtcdError {
     InvalidSortOption,
     #[error("etcdserver: invalid watch range")]
     InvalidWatchRange,
-    #[error("etcdserver: watch ID {0} already exists on this stream")]
-    WatchIdExists(i64),
     #[error("etcdserver: storage failed: {0}")]
     Storage(String),
 }

@@ -4,12 +4,24 @@
 //! stays in the MVCC history until compaction, and a watcher overtaken by compaction is
 //! canceled with `compact_revision` as etcd does. Pure: the api layer drives it.
 
-use crate::base::{EtcdError, KeyRange, Revision};
+use crate::base::{KeyRange, Revision};
 use crate::mvcc::{Event, EventKind, Store};
 use std::collections::BTreeMap;
 
 /// The reason etcd gives when a client-chosen watch ID is already in use on the stream.
 pub const DUPLICATE_WATCH_ID_REASON: &str = "mvcc: duplicate watch ID provided on the WatchStream";
+
+/// Why a watch stream refused a new watcher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// The stream already holds `--watchers-per-stream-max` watchers (a Cairn bound; etcd
+    /// has none, so there is no etcd wording for it).
+    #[error("cairn: this watch stream already has {0} watchers, the most --watchers-per-stream-max allows")]
+    TooManyWatchers(usize),
+    /// The client chose an ID already in use on the stream.
+    #[error("{DUPLICATE_WATCH_ID_REASON}")]
+    IdExists(i64),
+}
 
 /// The watch ID etcd uses for stream-wide progress notifications.
 pub const PROGRESS_WATCH_ID: i64 = -1;
@@ -70,13 +82,13 @@ impl WatchStream {
         spec: WatchSpec,
         requested_id: i64,
         current_revision: Revision,
-    ) -> Result<i64, EtcdError> {
+    ) -> Result<i64, CreateError> {
         if self.watchers.len() >= self.watchers_max {
-            return Err(EtcdError::TooManyOperations);
+            return Err(CreateError::TooManyWatchers(self.watchers_max));
         }
         let watch_id = if requested_id != 0 {
             if self.watchers.contains_key(&requested_id) {
-                return Err(EtcdError::WatchIdExists(requested_id));
+                return Err(CreateError::IdExists(requested_id));
             }
             requested_id
         } else {

@@ -98,15 +98,16 @@ fn duplicate_ids_and_compaction_cancel() {
     assert_eq!(stream.create(spec.clone(), 7, 5), Ok(7));
     assert_eq!(
         stream.create(spec.clone(), 7, 5),
-        Err(EtcdError::WatchIdExists(7))
+        Err(CreateError::IdExists(7))
     );
     assert_eq!(
         stream.create(spec.clone(), 0, 5),
         Ok(8),
         "automatic IDs never reuse a chosen one"
     );
-    assert!(
-        stream.create(spec, 0, 5).is_err(),
+    assert_eq!(
+        stream.create(spec, 0, 5),
+        Err(CreateError::TooManyWatchers(2)),
         "the stream holds at most watchers_max watchers"
     );
     store.compact(4).unwrap();
