@@ -278,7 +278,9 @@ async fn watch_ids_filters_progress_and_fragments() {
     requests.send(create("k", "", 7, 0)).await.unwrap();
     let duplicate = responses.message().await.unwrap().unwrap();
     assert!(
-        duplicate.canceled && duplicate.cancel_reason.contains("duplicate watch ID"),
+        duplicate.canceled
+            && duplicate.watch_id == -1
+            && duplicate.cancel_reason.contains("duplicate watch ID"),
         "{duplicate:?}"
     );
     let mut no_put = create("k", "", 8, 0);

@@ -94,7 +94,14 @@ impl Lease for LeaseService {
             loop {
                 let request = match inbound.message().await {
                     Ok(Some(request)) => request,
-                    Ok(None) | Err(_) => return,
+                    // etcd ends the stream with OK once the client closes its side.
+                    Ok(None) => return,
+                    // Bytes that are not a LeaseKeepAliveRequest: end with the decoder's
+                    // error, never with OK.
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
                 };
                 let response = match context.lessor.keep_alive(request.id).await {
                     Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {

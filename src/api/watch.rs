@@ -56,6 +56,7 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
     let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
     let mut revisions = context.node.subscribe_revision();
     let mut progress_requested = false;
+    let mut requests_open = true;
     let mut progress_timer = clock::interval(context.watch.progress_notify_interval);
     progress_timer.tick().await;
     loop {
@@ -87,16 +88,29 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
             }
         }
         tokio::select! {
-            message = inbound.message() => {
+            message = inbound.message(), if requests_open => {
                 let request = match message {
                     Ok(Some(request)) => request,
-                    Ok(None) | Err(_) => return,
+                    // The client closed its sending side (grpcurl, scripts that send one
+                    // create): its watchers keep delivering, as etcd's do, until it goes.
+                    Ok(None) => {
+                        requests_open = false;
+                        continue;
+                    }
+                    // Bytes that are not a WatchRequest: the stream ends with the decoder's
+                    // error, never with OK (a broken connection ends here too).
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
                 };
                 match handle_request(&context, &mut watchers, &sender, request).await {
                     Ok(progress) => progress_requested |= progress,
                     Err(Closed) => return,
                 }
             }
+            // With the request side closed, only this notices the client going away.
+            _ = sender.closed(), if !requests_open => return,
             changed = revisions.changed() => {
                 if changed.is_err() {
                     return;
@@ -127,7 +141,7 @@ async fn handle_request(
         Some(RequestUnion::CreateRequest(create)) => {
             let requested_id = create.watch_id;
             match watch_spec(create) {
-                Err(error) => canceled_on_create(context, requested_id, current, error.to_string()),
+                Err(error) => canceled_on_create(context, current, error.to_string()),
                 Ok(spec) => match watchers.create(spec, requested_id, current) {
                     Ok(watch_id) => pb::WatchResponse {
                         header: context.header(current),
@@ -135,9 +149,7 @@ async fn handle_request(
                         created: true,
                         ..Default::default()
                     },
-                    Err(error) => {
-                        canceled_on_create(context, requested_id, current, error.to_string())
-                    }
+                    Err(error) => canceled_on_create(context, current, error.to_string()),
                 },
             }
         }
@@ -159,15 +171,14 @@ async fn handle_request(
     Ok(false)
 }
 
-fn canceled_on_create(
-    context: &Context,
-    watch_id: i64,
-    current: i64,
-    reason: String,
-) -> pb::WatchResponse {
+/// The watch ID etcd answers a refused create with (clientv3's `InvalidWatchID`): never
+/// the ID of a live watcher.
+const INVALID_WATCH_ID: i64 = -1;
+
+fn canceled_on_create(context: &Context, current: i64, reason: String) -> pb::WatchResponse {
     pb::WatchResponse {
         header: context.header(current),
-        watch_id,
+        watch_id: INVALID_WATCH_ID,
         created: true,
         canceled: true,
         cancel_reason: reason,
