@@ -109,3 +109,50 @@ async fn every_acknowledged_write_survives_kill_9() {
         latest.len()
     );
 }
+
+/// A data directory whose `member/identity` was deleted, started with another cluster token
+/// (so the flags derive another member ID), exits at once with an error naming the file
+/// instead of waiting forever for a leader with its peer port open.
+#[tokio::test]
+async fn a_lost_identity_with_other_flags_is_refused_not_hung() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut server = Server::start(&data_dir, &[]);
+    server.ok(&["put", "k", "v"]);
+    server.kill();
+    std::fs::remove_file(data_dir.join("member/identity")).unwrap();
+    let (client_port, peer_port) = (common::free_port(), common::free_port());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg(format!(
+            "--listen-client-urls=http://127.0.0.1:{client_port}"
+        ))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+        ))
+        .arg("--initial-cluster-token=another-token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cairn neither served nor exited: it hung on a lost identity");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("member/identity is missing"),
+        "the error names the missing file: {stderr}"
+    );
+}

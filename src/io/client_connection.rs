@@ -2,6 +2,7 @@
 //! rewriting). Reads pass through `AuthorityRewriter`; writes go straight to the socket.
 
 use super::http2_authority::AuthorityRewriter;
+use futures::StreamExt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -102,13 +103,39 @@ pub async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-/// Accepts connections forever, each with TCP_NODELAY (gRPC is request/response).
+/// Accepts client connections forever, each through the authority fix.
 pub fn accept(listener: TcpListener) -> impl futures::Stream<Item = io::Result<ClientConnection>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(stream, _)| {
-            let _ = stream.set_nodelay(true);
-            ClientConnection::new(stream)
-        });
-        Some((accepted, listener))
+    accept_streams(listener, "client").map(|stream| stream.map(ClientConnection::new))
+}
+
+/// Accepts peer connections forever (no authority fix: members send plain authorities).
+pub fn accept_peers(listener: TcpListener) -> impl futures::Stream<Item = io::Result<TcpStream>> {
+    accept_streams(listener, "peer")
+}
+
+/// How long the accept loop pauses after a failed accept, so a process out of file
+/// descriptors (or memory) does not spin while connections close and free them.
+const ACCEPT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Accepts connections forever, each with TCP_NODELAY (gRPC is request/response). No accept
+/// error ends the stream: each is logged (a listener that stopped accepting while the
+/// process stays up is invisible to a supervisor), and after one the loop pauses briefly.
+fn accept_streams(
+    listener: TcpListener,
+    what: &'static str,
+) -> impl futures::Stream<Item = io::Result<TcpStream>> {
+    futures::stream::unfold(listener, move |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((Ok(stream), listener));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, listener = what, "accepting a connection failed; retrying");
+                    tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+                }
+            }
+        }
     })
 }

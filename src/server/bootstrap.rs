@@ -21,6 +21,8 @@ pub struct Bootstrap {
     pub identity: Identity,
     /// Members to initialize raft with; empty on restart and when joining.
     pub initial_members: BTreeMap<MemberId, MemberNode>,
+    /// The identity was read from the data directory (a restart), not derived from flags.
+    pub restarted: bool,
 }
 
 pub async fn resolve(
@@ -40,6 +42,7 @@ pub async fn resolve(
         return Ok(Bootstrap {
             identity,
             initial_members: BTreeMap::new(),
+            restarted: true,
         });
     }
     if !members.contains_key(&member_id) {
@@ -60,6 +63,7 @@ pub async fn resolve(
         return Ok(Bootstrap {
             identity,
             initial_members: BTreeMap::new(),
+            restarted: false,
         });
     }
     let member_ids: Vec<MemberId> = members.keys().copied().collect();
@@ -87,6 +91,7 @@ pub async fn resolve(
     Ok(Bootstrap {
         identity,
         initial_members: members,
+        restarted: false,
     })
 }
 

@@ -98,14 +98,36 @@ impl tonic::transport::server::Connected for crate::io::client_connection::Clien
     }
 }
 
-pub fn serve_peers(
+/// Serves peers on `address`, bound before this returns: a port that cannot be bound fails
+/// the start (a member whose peer port is taken must not look alive to its supervisor).
+pub async fn serve_peers(
     service: PeerService,
     address: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> Listener {
+) -> Result<Listener, StartError> {
     let server = PeerServer::new(service)
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
     let router = tonic::transport::Server::builder().add_service(server);
-    tokio::spawn(router.serve_with_shutdown(address, until_stopped(stop)))
+    #[cfg(not(madsim))]
+    {
+        let listener = crate::io::client_connection::bind(address)
+            .await
+            .map_err(|source| StartError::Listen {
+                what: "peers",
+                address,
+                source,
+            })?;
+        let incoming = crate::io::client_connection::accept_peers(listener);
+        Ok(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming,
+            until_stopped(stop),
+        )))
+    }
+    #[cfg(madsim)]
+    {
+        Ok(tokio::spawn(
+            router.serve_with_shutdown(address, until_stopped(stop)),
+        ))
+    }
 }

@@ -38,14 +38,16 @@ pub struct Member {
 
 impl Member {
     /// Serves until a listener fails or `shutdown` is called.
+    /// Serves until any listener ends (which only a failure does) or `shutdown` is called.
     pub async fn wait(&mut self) -> Result<(), ServeError> {
-        for listener in self.listeners.drain(..) {
-            listener
-                .await
-                .map_err(|error| ServeError::Task(error.to_string()))?
-                .map_err(|error| ServeError::Listener(error.to_string()))?;
+        if self.listeners.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let (ended, _, rest) = futures::future::select_all(self.listeners.drain(..)).await;
+        self.listeners = rest;
+        ended
+            .map_err(|error| ServeError::Task(error.to_string()))?
+            .map_err(|error| ServeError::Listener(error.to_string()))
     }
 
     pub async fn shutdown(mut self) {
@@ -72,6 +74,31 @@ fn compaction_mode(config: &Config) -> Result<CompactionMode, StartError> {
             parse_duration(retention, Duration::from_secs(3600)).map_err(StartError::Flag)?,
         ),
     })
+}
+
+/// A data directory without `member/identity` gets its IDs from today's flags. If its raft
+/// storage already holds a membership that lacks that ID (the identity file was lost and the
+/// flags differ from the first start's), no member would ever talk to this one and it would
+/// wait for a leader forever: refuse to start instead, naming the file. A first start that
+/// was interrupted before saving the identity finds itself in the membership and goes on.
+async fn refuse_a_member_its_stored_membership_lacks(
+    node: &RaftNode,
+    data_dir: &DataDir,
+) -> Result<(), StartError> {
+    let members = node.effective_members();
+    if members.is_empty() || members.iter().any(|member| member.id == node.member_id()) {
+        return Ok(());
+    }
+    node.shutdown().await;
+    Err(StartError::Bootstrap(format!(
+        "{} is missing and the raft state in {} belongs to a cluster without member {:x} \
+         (the ID --initial-advertise-peer-urls and --initial-cluster-token give): restore the \
+         identity file, or start this member with an empty --data-dir after `etcdctl member \
+         remove`",
+        data_dir.identity().display(),
+        data_dir.member().display(),
+        node.member_id()
+    )))
 }
 
 /// Records this member's name and client URLs in the replicated member list once it differs
@@ -132,7 +159,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     let own_id = crate::base::identity::member_id(&own_peer_urls, &config.initial_cluster_token);
     let transport = GrpcPeerTransport::new(own_id, local_address);
     let bootstrap = bootstrap::resolve(config, disk.as_ref(), &data_dir, &transport).await?;
-    let identity = bootstrap.identity;
+    let identity = bootstrap.identity.clone();
     // A restarted member keeps the ID it was created with, whatever its flags say now.
     let transport = if identity.member_id == own_id {
         transport
@@ -149,7 +176,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         member_id: identity.member_id,
         cluster_token: identity.token.clone(),
         data_dir: data_dir.clone(),
-        initial_members: bootstrap.initial_members,
+        initial_members: bootstrap.initial_members.clone(),
         heartbeat_interval_ms: config.heartbeat_interval,
         election_timeout_ms: config.election_timeout,
         snapshot_count: config.snapshot_count.max(1),
@@ -166,6 +193,9 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
             data_dir: data_dir.root().to_path_buf(),
             source: Box::new(source),
         })?;
+    if !bootstrap.restarted {
+        refuse_a_member_its_stored_membership_lacks(&node, &data_dir).await?;
+    }
     // Saved only once raft storage exists, so an interrupted first start simply starts over.
     identity::save(disk.as_ref(), &data_dir, &identity)?;
     let lessor = Lessor::new(node.clone());
@@ -192,11 +222,14 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     let mut listeners = Vec::new();
     for url in split_urls(&config.listen_peer_urls) {
         let handler = PeerHandler::new(node.clone(), lessor.clone(), identity.cluster_id);
-        listeners.push(listeners::serve_peers(
-            PeerService::new(handler, identity.cluster_id, identity.member_id),
-            socket_address(&url)?,
-            stop.clone(),
-        ));
+        listeners.push(
+            listeners::serve_peers(
+                PeerService::new(handler, identity.cluster_id, identity.member_id),
+                socket_address(&url)?,
+                stop.clone(),
+            )
+            .await?,
+        );
         tracing::info!(%url, "serving peer traffic");
     }
     publish_attributes(
