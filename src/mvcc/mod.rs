@@ -94,7 +94,9 @@ impl Store {
             keys: OrdMap::new(),
             changes: OrdMap::new(),
             current_revision: 1,
-            compact_revision: 0,
+            // Never compacted: etcd's -1, so compacting to 0 on a fresh store succeeds
+            // once, as it does in etcd.
+            compact_revision: -1,
             size_bytes: 0,
         }
     }

@@ -91,7 +91,7 @@ proptest! {
     #[test]
     fn store_matches_reference_model(operations in proptest::collection::vec(operation(), 1..60)) {
         let mut store = Store::new();
-        let mut model = Model { current: 1, ..Model::default() };
+        let mut model = Model { current: 1, compacted: -1, ..Model::default() };
         for operation in operations {
             match operation {
                 Operation::Put(k, v) => {
@@ -196,6 +196,16 @@ fn read_errors_match_etcd() {
     assert_eq!(store.range(&query(4)).unwrap().kvs[0].value.as_ref(), &[2]);
     assert_eq!(store.compact(4), Err(EtcdError::Compacted));
     assert_eq!(store.compact(9), Err(EtcdError::FutureRevision));
+}
+
+#[test]
+fn a_fresh_store_compacts_to_zero_once_as_etcd_does() {
+    let mut store = Store::new();
+    assert_eq!(store.compact_revision(), -1, "never compacted, etcd's -1");
+    assert_eq!(store.compact(0), Ok(()));
+    assert_eq!(store.compact(0), Err(EtcdError::Compacted));
+    assert_eq!(store.compact(1), Ok(()));
+    assert_eq!(store.compact(1), Err(EtcdError::Compacted));
 }
 
 #[test]
