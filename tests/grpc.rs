@@ -469,3 +469,34 @@ async fn progress_notifications_arrive_for_idle_watchers() {
         (watch_id, 0, 2)
     );
 }
+
+#[tokio::test]
+async fn defragment_and_move_leader_answer_without_a_header_as_etcd() {
+    use cairn::api::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+    let (_dir, server) = start(&[]);
+    let mut maintenance = MaintenanceClient::new(server.channel().await);
+    let status = maintenance
+        .status(pb::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let own_id = status.header.unwrap().member_id;
+    let moved = maintenance
+        .move_leader(pb::MoveLeaderRequest { target_id: own_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        moved.header, None,
+        "etcd's MoveLeaderResponse has no header"
+    );
+    let defragmented = maintenance
+        .defragment(pb::DefragmentRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        defragmented.header, None,
+        "etcd's DefragmentResponse has no header"
+    );
+}

@@ -98,10 +98,13 @@ impl WatchStream {
             self.next_id
         };
         self.next_id = self.next_id.max(watch_id.saturating_add(1));
-        let next_revision = if spec.start_revision > 0 {
-            spec.start_revision
-        } else {
+        // Only 0 means "from now"; a negative start is a revision before every other, so
+        // the watcher is canceled as compacted once the store has a compact revision above
+        // it (a fresh store's is -1), as etcd's is.
+        let next_revision = if spec.start_revision == 0 {
             current_revision + 1
+        } else {
+            spec.start_revision
         };
         self.watchers.insert(
             watch_id,

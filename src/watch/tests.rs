@@ -119,6 +119,50 @@ fn duplicate_ids_and_compaction_cancel() {
     assert!(stream.is_empty());
 }
 
+#[test]
+fn negative_start_revisions_are_canceled_as_compacted_as_in_etcd() {
+    let mut store = Store::new();
+    put(&mut store, b"k", 1);
+    let spec = |start_revision| WatchSpec {
+        range: KeyRange::single(&b"k"[..]),
+        start_revision,
+        ..WatchSpec::default()
+    };
+    let mut stream = WatchStream::new(8);
+    let fresh = stream
+        .create(spec(-5), 0, store.current_revision())
+        .unwrap();
+    assert_eq!(
+        stream.poll(&store, 100),
+        vec![WatchOutput::Compacted {
+            watch_id: fresh,
+            compact_revision: -1
+        }],
+        "below a fresh store's compact revision (-1), as etcd answers"
+    );
+    put(&mut store, b"k", 2);
+    put(&mut store, b"k", 3);
+    store.compact(3).unwrap();
+    let compacted = stream
+        .create(spec(-5), 0, store.current_revision())
+        .unwrap();
+    assert_eq!(
+        stream.poll(&store, 100),
+        vec![WatchOutput::Compacted {
+            watch_id: compacted,
+            compact_revision: 3
+        }]
+    );
+    let now = stream.create(spec(0), 0, store.current_revision()).unwrap();
+    assert!(stream.poll(&store, 100).is_empty(), "0 watches from now on");
+    put(&mut store, b"k", 4);
+    let outputs = stream.poll(&store, 100);
+    assert!(
+        matches!(&outputs[..], [WatchOutput::Events { watch_id, .. }] if *watch_id == now),
+        "{outputs:?}"
+    );
+}
+
 proptest! {
     /// However small the batches, a watcher sees every matching write exactly once, in order.
     #[test]
