@@ -99,6 +99,11 @@ impl LogStore {
         })
     }
 
+    /// The index of the first entry the log holds (`None`: it holds none).
+    pub fn first_index(&self) -> Option<u64> {
+        self.state.lock().unwrap().entries.keys().next().copied()
+    }
+
     async fn write(&self, job: WriteJob) -> StorageResult<()> {
         self.writer.send(job).await.map_err(|_| {
             storage_error(

@@ -91,6 +91,7 @@ impl RaftNode {
         let snapshots = SnapshotStore::open(disk.clone(), &config.data_dir.snapshots())?;
         let (state_machine, shared) = StateMachineStore::open(
             snapshots,
+            log_store.first_index(),
             config.lease_ttl_seconds_min,
             config.backend_bytes_quota,
         )?;

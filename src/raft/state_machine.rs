@@ -98,6 +98,40 @@ impl SharedState {
     }
 }
 
+/// The newest snapshot that loads. A damaged newest snapshot is set aside only when the
+/// log still holds every entry after the next older snapshot (or, with no older one, every
+/// entry from the first, index 0): then replaying the log from there loses nothing.
+/// Otherwise it is an error naming the file, since falling back would lose purged entries.
+fn load_newest_usable(
+    snapshots: &SnapshotStore,
+    log_first_index: Option<u64>,
+) -> Result<Option<SnapshotFile>, crate::storage::StorageError> {
+    let candidates = snapshots.newest_first()?;
+    for (position, (path, _)) in candidates.iter().enumerate() {
+        let error = match snapshots.load_with(path, decode_snapshot) {
+            Ok(file) => return Ok(Some(file)),
+            Err(error) => error,
+        };
+        let older_index = candidates.get(position + 1).map(|(_, index)| *index);
+        let log_covers = match (older_index, log_first_index) {
+            (_, None) => false,
+            (Some(older), Some(first)) => first <= older + 1,
+            (None, Some(first)) => first == 0,
+        };
+        if !log_covers {
+            return Err(error);
+        }
+        let damaged = snapshots.set_aside(path)?;
+        tracing::warn!(
+            %error,
+            set_aside = %damaged.display(),
+            log_first_index,
+            "the newest snapshot is damaged; the log holds every entry after the next older one, so starting from that and replaying the log"
+        );
+    }
+    Ok(None)
+}
+
 pub struct StateMachineStore {
     shared: Arc<SharedState>,
     snapshots: Arc<SnapshotStore>,
@@ -106,19 +140,22 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    /// Loads the newest snapshot (if any) as the starting state.
+    /// Loads the newest snapshot (if any) as the starting state. `log_first_index` is the
+    /// index of the first entry the log holds (`None`: it holds none).
     pub fn open(
         snapshots: SnapshotStore,
+        log_first_index: Option<u64>,
         lease_ttl_seconds_min: i64,
         backend_bytes_quota: u64,
     ) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
-        let mut state = match snapshots.latest()? {
-            Some(path) => AppliedState::from_file(snapshots.load_with(&path, decode_snapshot)?),
-            None => AppliedState {
-                machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
-                last_applied: None,
-                membership: StoredMembership::default(),
-            },
+        let fresh = || AppliedState {
+            machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
+            last_applied: None,
+            membership: StoredMembership::default(),
+        };
+        let mut state = match load_newest_usable(&snapshots, log_first_index)? {
+            Some(file) => AppliedState::from_file(file),
+            None => fresh(),
         };
         state
             .machine

@@ -232,10 +232,42 @@ impl SnapshotStore {
         Ok(names)
     }
 
-    /// The newest snapshot file. Only the newest counts: falling back to an older one when
-    /// it is damaged could lose log entries already purged.
+    /// The newest snapshot file.
     pub fn latest(&self) -> Result<Option<PathBuf>, StorageError> {
         Ok(self.snapshot_names()?.pop().map(|name| self.dir.join(name)))
+    }
+
+    /// Every snapshot file with the last log index it covers, newest first.
+    pub fn newest_first(&self) -> Result<Vec<(PathBuf, u64)>, StorageError> {
+        let mut found = Vec::new();
+        for name in self.snapshot_names()?.into_iter().rev() {
+            let index = name
+                .split('-')
+                .next()
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            match index {
+                Some(index) => found.push((self.dir.join(name), index)),
+                None => {
+                    tracing::warn!(file = %self.dir.join(&name).display(), "ignoring a snapshot file whose name is not <index>-<term>.snap")
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Moves a damaged snapshot out of the way (renamed to `<name>.damaged`, kept for
+    /// inspection), so it is never loaded or sent again.
+    pub fn set_aside(&self, path: &Path) -> Result<PathBuf, StorageError> {
+        let mut damaged = path.as_os_str().to_owned();
+        damaged.push(".damaged");
+        let damaged = PathBuf::from(damaged);
+        self.disk
+            .rename(path, &damaged)
+            .map_err(StorageError::io("rename", path))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(StorageError::io("sync", &self.dir))?;
+        Ok(damaged)
     }
 
     /// The first value encoded in the payload of `path` (metadata written in front of the
