@@ -65,28 +65,7 @@ pub async fn serve_clients(
         .add_service(
             AuthServer::new(AuthService::new(context.clone())).max_decoding_message_size(bytes_max),
         );
-    #[cfg(not(madsim))]
-    {
-        // Our own accept loop, so every connection passes through the authority fix.
-        let listener = crate::io::client_connection::bind(address)
-            .await
-            .map_err(|source| StartError::Listen {
-                what: "clients",
-                address,
-                source,
-            })?;
-        let incoming = crate::io::client_connection::accept(listener);
-        Ok(tokio::spawn(router.serve_with_incoming_shutdown(
-            incoming,
-            until_stopped(stop),
-        )))
-    }
-    #[cfg(madsim)]
-    {
-        Ok(tokio::spawn(
-            router.serve_with_shutdown(address, until_stopped(stop)),
-        ))
-    }
+    serve(router, address, Side::Clients, stop).await
 }
 
 #[cfg(not(madsim))]
@@ -109,23 +88,49 @@ pub async fn serve_peers(
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
     let router = tonic::transport::Server::builder().add_service(server);
+    serve(router, address, Side::Peers, stop).await
+}
+
+/// Whom a listener serves.
+enum Side {
+    Clients,
+    Peers,
+}
+
+/// Binds `address` (before returning, so a port that cannot be bound fails the start) and
+/// serves `router` on it until `stop`, through Cairn's own accept loop (see `io`).
+async fn serve(
+    router: tonic::transport::server::Router,
+    address: SocketAddr,
+    side: Side,
+    stop: watch::Receiver<bool>,
+) -> Result<Listener, StartError> {
     #[cfg(not(madsim))]
     {
-        let listener = crate::io::client_connection::bind(address)
-            .await
-            .map_err(|source| StartError::Listen {
-                what: "peers",
-                address,
-                source,
-            })?;
-        let incoming = crate::io::client_connection::accept_peers(listener);
-        Ok(tokio::spawn(router.serve_with_incoming_shutdown(
-            incoming,
-            until_stopped(stop),
-        )))
+        use crate::io::client_connection::{accept, accept_peers, bind};
+        let what = match side {
+            Side::Clients => "clients",
+            Side::Peers => "peers",
+        };
+        let listener = bind(address).await.map_err(|source| StartError::Listen {
+            what,
+            address,
+            source,
+        })?;
+        let stopped = until_stopped(stop);
+        Ok(match side {
+            // Client connections pass through the authority fix; peers need none.
+            Side::Clients => {
+                tokio::spawn(router.serve_with_incoming_shutdown(accept(listener), stopped))
+            }
+            Side::Peers => {
+                tokio::spawn(router.serve_with_incoming_shutdown(accept_peers(listener), stopped))
+            }
+        })
     }
     #[cfg(madsim)]
     {
+        let _ = side;
         Ok(tokio::spawn(
             router.serve_with_shutdown(address, until_stopped(stop)),
         ))
