@@ -3,7 +3,7 @@
 
 mod auth;
 mod cluster;
-mod convert;
+pub mod convert;
 mod error;
 mod kv;
 mod lease;

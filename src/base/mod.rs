@@ -1,9 +1,11 @@
-//! Identifiers, key ranges, limits and the error enum shared by every layer. std only.
+//! Identifiers, key ranges, limits and the error enum shared by every layer (std, serde,
+//! and serde for im's collections).
 
 mod error;
 pub mod identity;
 pub mod limits;
 mod range;
+pub mod serde_im;
 
 pub use error::EtcdError;
 pub use limits::Limits;

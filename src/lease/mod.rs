@@ -19,12 +19,14 @@ pub struct Lease {
     /// The remaining TTL last checkpointed through raft, in seconds (0 = never). A new leader
     /// gives the lease at least this long, so leader changes never shorten a lease.
     pub remaining_ttl_seconds: i64,
+    #[serde(with = "crate::base::serde_im::ord_set")]
     pub keys: OrdSet<Bytes>,
 }
 
 /// Every live lease, identical on every member that applied the same log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseTable {
+    #[serde(with = "crate::base::serde_im::ord_map")]
     leases: OrdMap<LeaseId, Lease>,
 }
 

@@ -72,9 +72,11 @@ pub struct Store {
     /// Every key's versions in increasing mod_revision, compacted ones removed.
     /// A key's history is a shared, copy-on-write vector: histories are short (compaction
     /// trims them), and a persistent vector's chunk would cost kilobytes per key.
+    #[serde(with = "crate::base::serde_im::ord_map")]
     keys: OrdMap<Bytes, Arc<Vec<KeyValue>>>,
     /// What each revision changed, in operation order: the new version, or a tombstone.
     /// This is the history watchers catch up from.
+    #[serde(with = "crate::base::serde_im::ord_map")]
     changes: OrdMap<Revision, Arc<[KeyValue]>>,
     current_revision: Revision,
     compact_revision: Revision,

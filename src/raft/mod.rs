@@ -5,6 +5,7 @@
 
 mod error;
 mod forward;
+pub mod inspect;
 mod lessor;
 mod log_store;
 mod members;
