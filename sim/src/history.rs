@@ -113,6 +113,10 @@ pub enum WatchMessage {
     },
     /// The stream broke; the watcher resumes after the last revision it saw.
     Broken,
+    /// The server ended the stream with OK while its watcher was live. etcd never does: only
+    /// a cancel or an error ends a watch stream (a client that closed its sending side
+    /// still gets every event).
+    EndedWithOk,
 }
 
 /// Everything one watcher received, across its resumptions, for keys under `prefix`.

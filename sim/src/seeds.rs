@@ -18,6 +18,9 @@ pub enum Stream {
     Client(usize),
     /// Watcher `n`'s ranges and progress requests.
     Watcher(usize),
+    /// Whether watcher `n` closes its sending side after each create (as grpcurl and
+    /// scripts do), sending no progress requests.
+    WatcherHalfClose(usize),
     /// Lease client `n`'s grants, renewals and revokes.
     LeaseClient(usize),
     /// The compactor's targets.
@@ -33,6 +36,7 @@ impl Stream {
             Stream::Faults => seed.wrapping_mul(47),
             Stream::Client(n) => seed.wrapping_mul(31).wrapping_add(n as u64),
             Stream::Watcher(n) => seed.wrapping_mul(37).wrapping_add(n as u64),
+            Stream::WatcherHalfClose(n) => (seed ^ 0x0ca1_f0c1).wrapping_add(n as u64),
             Stream::LeaseClient(n) => seed.wrapping_mul(41).wrapping_add(n as u64),
             Stream::Compactor => seed.wrapping_mul(43),
         }

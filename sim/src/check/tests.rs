@@ -347,6 +347,25 @@ fn broken_watch_streams_are_caught() {
     assert!(watch_violations(&watch_history(early_progress))
         .iter()
         .any(|v| v.detail.contains("missed")));
+    // The stream of a watcher that had everything so far, ended by the server with OK (as
+    // Cairn once ended it when the client closed its sending side): caught, though the
+    // watcher resumes and loses nothing.
+    let ended_with_ok = vec![
+        WatchMessage::Created { start_revision: 2 },
+        WatchMessage::Events {
+            header_revision: 3,
+            events: vec![event("w/a", 2, "1", None), event("w/b", 3, "2", None)],
+        },
+        WatchMessage::EndedWithOk,
+        WatchMessage::Created { start_revision: 4 },
+        WatchMessage::Events {
+            header_revision: 4,
+            events: vec![event("w/a", 4, "3", Some("1"))],
+        },
+    ];
+    assert!(watch_violations(&watch_history(ended_with_ok))
+        .iter()
+        .any(|v| v.detail.contains("ended its live stream with OK")));
 }
 
 #[test]

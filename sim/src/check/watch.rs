@@ -129,6 +129,13 @@ fn check_log(log: &WatchLog, known: &KnownWrites, violations: &mut Vec<Violation
                 expecting_created = true;
             }
             WatchMessage::Broken => expecting_created = true,
+            WatchMessage::EndedWithOk => {
+                violations.push(Violation::new(
+                    NAME,
+                    format!("watcher {watcher}: the server ended its live stream with OK"),
+                ));
+                expecting_created = true;
+            }
         }
     }
     check_complete(

@@ -32,6 +32,9 @@ pub async fn run_watcher(
     stop_ms: Millis,
 ) {
     let mut random = Stream::Watcher(watcher).random(params.seed);
+    let half_closes = Stream::WatcherHalfClose(watcher)
+        .random(params.seed)
+        .gen_bool(0.3);
     let channels = channels(&params.endpoints);
     let mut log = WatchLog {
         watcher,
@@ -43,7 +46,7 @@ pub async fn run_watcher(
     let mut next_start: i64 = if random.gen_bool(0.5) { 1 } else { 0 };
     let timeout = Duration::from_millis(params.request_timeout_ms());
     while now_ms(&recorder) < stop_ms {
-        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let (request_sender, receiver) = tokio::sync::mpsc::channel(8);
         let create = pb::WatchCreateRequest {
             key: KEY_PREFIX.as_bytes().to_vec().into(),
             range_end: KEY_PREFIX_END.as_bytes().to_vec().into(),
@@ -51,11 +54,13 @@ pub async fn run_watcher(
             prev_kv: true,
             ..Default::default()
         };
-        let _ = sender
+        let _ = request_sender
             .send(pb::WatchRequest {
                 request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
             })
             .await;
+        // A half-closing watcher ends its request stream right after the create.
+        let sender = (!half_closes).then_some(request_sender);
         let mut client = WatchClient::new(channels[random.gen_range(0..channels.len())].clone());
         let opened = tokio::time::timeout(
             timeout,
@@ -78,10 +83,16 @@ pub async fn run_watcher(
                         pb::WatchProgressRequest {},
                     )),
                 };
-                let _ = sender.try_send(progress);
+                if let Some(sender) = &sender {
+                    let _ = sender.try_send(progress);
+                }
             }
             let message = match tokio::time::timeout(timeout, stream.message()).await {
                 Ok(Ok(Some(message))) => message,
+                Ok(Ok(None)) => {
+                    log.messages.push(WatchMessage::EndedWithOk);
+                    break;
+                }
                 _ => {
                     log.messages.push(WatchMessage::Broken);
                     break;
