@@ -42,6 +42,17 @@ impl RaftNode {
         )
     }
 
+    /// The newest membership in this member's raft storage, read through raft's core once
+    /// it has loaded its state (right after a start, metrics may still show none).
+    pub async fn stored_members(&self) -> Result<Vec<MemberInfo>, NodeError> {
+        let membership = self
+            .raft()
+            .with_raft_state(|state| state.membership_state.effective().membership().clone())
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        Ok(member_infos(&membership))
+    }
+
     /// Applies a member-list change through the leader.
     pub async fn change_members(
         &self,

@@ -85,7 +85,8 @@ async fn refuse_a_member_its_stored_membership_lacks(
     node: &RaftNode,
     data_dir: &DataDir,
 ) -> Result<(), StartError> {
-    let members = node.effective_members();
+    // An error means raft stopped; starting then fails on its own, with its own cause.
+    let members = node.stored_members().await.unwrap_or_default();
     if members.is_empty() || members.iter().any(|member| member.id == node.member_id()) {
         return Ok(());
     }
