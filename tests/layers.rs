@@ -1,5 +1,5 @@
 //! The layer rules of ARCHITECTURE.md, checked on the source tree: which module may name
-//! openraft, tonic, the OS's time, files and sockets, `cfg(madsim)` and anyhow, and how long
+//! openraft, tonic, the OS's time, files and sockets, TLS, `cfg(madsim)` and anyhow, and how long
 //! a Rust file may grow. `planted_violations_are_found` proves the checker can fail.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +55,21 @@ const RULES: &[Rule] = &[
         name: "cfg(madsim) only in io, server and the binaries",
         pattern: "madsim)",
         allowed: &["io/", "server/", "bin/"],
+    },
+    Rule {
+        name: "TLS only in io (the production half of the seam)",
+        pattern: "rustls",
+        allowed: &["io/"],
+    },
+    Rule {
+        name: "TLS only in io (the production half of the seam)",
+        pattern: "tokio_rustls",
+        allowed: &["io/"],
+    },
+    Rule {
+        name: "TLS only in io (the production half of the seam)",
+        pattern: "rcgen",
+        allowed: &["io/"],
     },
     Rule {
         name: "anyhow only in the binaries",
@@ -218,6 +233,7 @@ fn planted_violations_are_found() {
         "fn start() -> anyhow::Result<()> { Ok(()) }\n",
     );
     write("base/long.rs", &"let x = 1;\n".repeat(FILE_LINES_MAX + 1));
+    write("server/tls.rs", "use rustls::ServerConfig;\n");
 
     let found = violations(&source, workspace.path());
     let expected = [
@@ -231,6 +247,7 @@ fn planted_violations_are_found() {
         "src/storage/files.rs:1: files only through io",
         "src/watch/spawn.rs:1: threads only through io",
         "src/base/long.rs: 801 lines, more than 800: split it",
+        "src/server/tls.rs:1: TLS only in io (the production half of the seam)",
     ];
     let mut found_sorted = found.clone();
     found_sorted.sort();

@@ -39,7 +39,7 @@ pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use lease::LeaseService;
 pub use maintenance::MaintenanceService;
-pub use peer::{GrpcPeerTransport, PeerService, PEER_MESSAGE_BYTES_MAX};
+pub use peer::{GrpcPeerTransport, PeerService, PEER_CONNECT_TIMEOUT, PEER_MESSAGE_BYTES_MAX};
 pub use watch::WatchService;
 
 pub use error::{status, WireError};

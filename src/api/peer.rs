@@ -5,7 +5,7 @@
 use super::pb::cairnpeerpb::{peer_client::PeerClient, peer_server::Peer, PeerMessage};
 use crate::base::MemberId;
 use crate::io::clock;
-use crate::io::IpAddr;
+use crate::io::PeerConnector;
 use crate::raft::{PeerHandler, PeerTransport, TransportError};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -18,7 +18,8 @@ use tonic::{Code, Request, Response, Status};
 /// Largest peer message (the largest append of entries or a snapshot chunk fits, see
 /// `base::limits`); this bounds what a peer can make us buffer.
 pub use crate::base::limits::PEER_MESSAGE_BYTES_MAX;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long dialing a peer may take (TCP connect; a TLS handshake has its own bound in io).
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A refusal (wrong cluster) is logged at most this often per peer URL.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -77,18 +78,19 @@ struct TransportState {
     member_id: MemberId,
     /// 0 until known (a joining member learns it from the cluster).
     cluster_id: AtomicU64,
-    /// Outgoing connections come from this member's own peer address when it has one.
-    local_address: Option<IpAddr>,
+    /// Dials peers: from this member's own peer address when it has one, with peer TLS
+    /// for `https://` URLs.
+    connector: PeerConnector,
     channels: Mutex<BTreeMap<String, Channel>>,
     refusals_logged: Mutex<BTreeMap<String, clock::Instant>>,
 }
 
 impl GrpcPeerTransport {
-    pub fn new(member_id: MemberId, local_address: Option<IpAddr>) -> Self {
+    pub fn new(member_id: MemberId, connector: PeerConnector) -> Self {
         let inner = TransportState {
             member_id,
             cluster_id: AtomicU64::new(0),
-            local_address,
+            connector,
             channels: Mutex::default(),
             refusals_logged: Mutex::default(),
         };
@@ -109,9 +111,8 @@ impl GrpcPeerTransport {
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|error| TransportError::Unreachable(format!("bad peer URL {url}: {error}")))?;
         let channel = endpoint
-            .connect_timeout(CONNECT_TIMEOUT)
-            .local_address(self.inner.local_address)
-            .connect_lazy();
+            .connect_timeout(PEER_CONNECT_TIMEOUT)
+            .connect_with_connector_lazy(self.inner.connector.clone());
         channels.insert(url.to_string(), channel.clone());
         Ok(channel)
     }

@@ -1,14 +1,13 @@
 //! Accepted client connections (production only: madsim has its own network and needs no
-//! rewriting). Reads pass through `AuthorityRewriter`; writes go straight to the socket.
+//! rewriting). Reads pass through `AuthorityRewriter` (after TLS, on the HTTP/2 bytes);
+//! writes go straight to the connection.
 
 use super::http2_authority::AuthorityRewriter;
-use futures::StreamExt;
+use super::transport::Transport;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
 /// Bytes read from the socket per poll.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -16,7 +15,7 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 pin_project_lite::pin_project! {
     pub struct ClientConnection {
         #[pin]
-        stream: TcpStream,
+        stream: Transport,
         rewriter: AuthorityRewriter,
         ready: Vec<u8>,
         ready_offset: usize,
@@ -24,7 +23,7 @@ pin_project_lite::pin_project! {
 }
 
 impl ClientConnection {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Transport) -> Self {
         ClientConnection {
             stream,
             rewriter: AuthorityRewriter::default(),
@@ -33,7 +32,7 @@ impl ClientConnection {
         }
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn transport(&self) -> &Transport {
         &self.stream
     }
 }
@@ -96,46 +95,4 @@ impl AsyncWrite for ClientConnection {
     fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().stream.poll_shutdown(context)
     }
-}
-
-/// Binds a client listener; bind errors (address in use) surface before serving starts.
-pub async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(address).await
-}
-
-/// Accepts client connections forever, each through the authority fix.
-pub fn accept(listener: TcpListener) -> impl futures::Stream<Item = io::Result<ClientConnection>> {
-    accept_streams(listener, "client").map(|stream| stream.map(ClientConnection::new))
-}
-
-/// Accepts peer connections forever (no authority fix: members send plain authorities).
-pub fn accept_peers(listener: TcpListener) -> impl futures::Stream<Item = io::Result<TcpStream>> {
-    accept_streams(listener, "peer")
-}
-
-/// How long the accept loop pauses after a failed accept, so a process out of file
-/// descriptors (or memory) does not spin while connections close and free them.
-const ACCEPT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Accepts connections forever, each with TCP_NODELAY (gRPC is request/response). No accept
-/// error ends the stream: each is logged (a listener that stopped accepting while the
-/// process stays up is invisible to a supervisor), and after one the loop pauses briefly.
-fn accept_streams(
-    listener: TcpListener,
-    what: &'static str,
-) -> impl futures::Stream<Item = io::Result<TcpStream>> {
-    futures::stream::unfold(listener, move |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((Ok(stream), listener));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, listener = what, "accepting a connection failed; retrying");
-                    tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
-                }
-            }
-        }
-    })
 }

@@ -11,11 +11,33 @@ mod disk_memory;
 mod disk_os;
 pub mod http2_authority;
 pub mod runtime;
+pub mod tls;
+#[cfg(not(madsim))]
+pub mod transport;
 
 pub use disk::{Disk, DiskFile};
 pub use disk_memory::{MemoryDisk, MemoryDiskOptions};
 pub use disk_os::OsDisk;
 pub use std::net::{IpAddr, SocketAddr};
+#[cfg(not(madsim))]
+pub use transport::PeerConnector;
+
+/// madsim's HTTP/2 client dials peers itself (and ignores a connector); peers never use TLS
+/// in simulation.
+#[cfg(madsim)]
+#[derive(Clone)]
+pub struct PeerConnector;
+
+#[cfg(madsim)]
+impl PeerConnector {
+    pub fn new(
+        _local_address: Option<IpAddr>,
+        _connect_timeout: std::time::Duration,
+        _tls: Option<tls::ClientTls>,
+    ) -> Self {
+        PeerConnector
+    }
+}
 
 /// Resolves `host:port` to an IPv4 socket address (`localhost` to loopback).
 pub fn resolve_ipv4(host_port: &str) -> std::io::Result<Option<std::net::SocketAddr>> {

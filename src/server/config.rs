@@ -112,6 +112,8 @@ pub struct Config {
     /// Where to write logs: 'default' or 'stderr' (stderr), 'stdout', or a file path.
     #[arg(long, env = "CAIRN_LOG_OUTPUTS", default_value = "default")]
     pub log_outputs: String,
+    #[command(flatten)]
+    pub tls: super::tls::TlsFlags,
 }
 
 impl Config {

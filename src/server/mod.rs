@@ -7,6 +7,7 @@ pub mod config;
 mod error;
 pub mod identity;
 mod listeners;
+pub mod tls;
 
 pub use config::Config;
 pub use error::{ServeError, StartError};
@@ -14,7 +15,7 @@ pub use listeners::socket_address;
 
 use crate::api::{Context, GrpcPeerTransport, PeerService, WatchLimits};
 use crate::base::Limits;
-use crate::io::{clock, Disk};
+use crate::io::{clock, Disk, PeerConnector};
 use crate::raft::{Lessor, MembershipChange, PeerHandler, RaftNode, RaftNodeConfig};
 use crate::storage::DataDir;
 use compactor::CompactionMode;
@@ -157,15 +158,21 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         .and_then(|url| socket_address(url).ok())
         .map(|address| address.ip())
         .filter(|ip| !ip.is_unspecified());
+    let member_tls = tls::resolve(config, &data_dir)?;
+    let connector = PeerConnector::new(
+        local_address,
+        crate::api::PEER_CONNECT_TIMEOUT,
+        member_tls.dial_peers.clone(),
+    );
     let own_id = crate::base::identity::member_id(&own_peer_urls, &config.initial_cluster_token);
-    let transport = GrpcPeerTransport::new(own_id, local_address);
+    let transport = GrpcPeerTransport::new(own_id, connector.clone());
     let bootstrap = bootstrap::resolve(config, disk.as_ref(), &data_dir, &transport).await?;
     let identity = bootstrap.identity.clone();
     // A restarted member keeps the ID it was created with, whatever its flags say now.
     let transport = if identity.member_id == own_id {
         transport
     } else {
-        GrpcPeerTransport::new(identity.member_id, local_address)
+        GrpcPeerTransport::new(identity.member_id, connector)
     };
     transport.set_cluster_id(identity.cluster_id);
     let limits = Limits {
@@ -227,6 +234,9 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
             listeners::serve_peers(
                 PeerService::new(handler, identity.cluster_id, identity.member_id),
                 socket_address(&url)?,
+                listeners::is_https(&url)
+                    .then(|| member_tls.peers.clone())
+                    .flatten(),
                 stop.clone(),
             )
             .await?,
@@ -240,8 +250,12 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     )
     .await;
     for url in split_urls(&config.listen_client_urls) {
-        listeners
-            .push(listeners::serve_clients(&context, socket_address(&url)?, stop.clone()).await?);
+        let tls = listeners::is_https(&url)
+            .then(|| member_tls.clients.clone())
+            .flatten();
+        listeners.push(
+            listeners::serve_clients(&context, socket_address(&url)?, tls, stop.clone()).await?,
+        );
         tracing::info!(%url, "serving client requests");
     }
     tracing::info!(name = %identity.name, member_id = format_args!("{:x}", identity.member_id), cluster_id = format_args!("{:x}", identity.cluster_id), "ready to serve client requests");

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+#[cfg(not(madsim))]
+pub mod pki;
 pub mod proxy;
 
 use std::net::TcpListener;
