@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3lock.proto",
         "proto/v3election.proto",
         "proto/peer.proto",
+        "proto/health.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -212,7 +212,7 @@ fn status_health_hash_and_members() {
     server.ok(&["put", "k", "v"]);
     let status = server.ok(&["endpoint", "status", "-w", "json"]);
     assert!(
-        status.contains("\"version\":\"3.5.0\"") && status.contains("\"raft_term\":"),
+        status.contains("\"version\":\"3.5.13\"") && status.contains("\"raft_term\":"),
         "{status}"
     );
     let member_id = status

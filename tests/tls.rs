@@ -442,6 +442,14 @@ fn auto_tls_generates_certificates_once_and_serves_with_them() {
     let mut member = Member::spawn(&args, endpoint.clone(), &dir.path().join("first.log"));
     member.wait_healthy(&insecure);
     member.ok(&insecure, &["put", "auto", "tls"]);
+    // etcd's HTTP endpoints share the TLS port: curl negotiates HTTP/2 by ALPN, or 1.1.
+    for (version, expected) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let reply = common::curl(&["--insecure", version, &format!("{endpoint}/health")]);
+        assert_eq!(
+            (reply.status, reply.version.as_str(), reply.body.as_str()),
+            (200, expected, r#"{"health":"true","reason":""}"#)
+        );
+    }
     let client_cert = data_dir.join("fixtures/client/cert.pem");
     let peer_key = data_dir.join("fixtures/peer/key.pem");
     let generated = std::fs::read(&client_cert).unwrap();
@@ -456,7 +464,7 @@ fn auto_tls_generates_certificates_once_and_serves_with_them() {
     member.refused(&[], &["get", "auto"]);
     drop(member);
 
-    let mut member = Member::spawn(&args, endpoint, &dir.path().join("second.log"));
+    let mut member = Member::spawn(&args, endpoint.clone(), &dir.path().join("second.log"));
     member.wait_healthy(&insecure);
     assert_eq!(member.ok(&insecure, &["get", "auto"]), "auto\ntls\n");
     assert_eq!(

@@ -4,6 +4,7 @@ use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, kv_server::Kv};
 use super::{convert, status, Context};
 use crate::apply::{validate_txn, Command, Outcome, ReadOnlyTxn, RequestOp};
+use crate::base::metrics::Operations;
 use crate::base::EtcdError;
 use tonic::{Request, Response, Status};
 
@@ -44,6 +45,10 @@ impl Kv for KvService {
         let view = self.context.node.view();
         let store = view.machine.store();
         let result = store.range(&query).map_err(status)?;
+        self.context.node.metrics().mvcc.record(Operations {
+            ranges: 1,
+            ..Operations::default()
+        });
         Ok(Response::new(convert::range_response(
             result,
             self.context.header(store.current_revision()),
@@ -107,6 +112,11 @@ impl Kv for KvService {
                 }
                 let machine = self.context.node.view().machine;
                 let response = machine.read_txn(&read_only).map_err(status)?;
+                self.context
+                    .node
+                    .metrics()
+                    .mvcc
+                    .record(response.operations());
                 let revision = machine.store().current_revision();
                 return Ok(Response::new(convert::txn_response(
                     response,

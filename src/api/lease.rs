@@ -87,12 +87,22 @@ impl Lease for LeaseService {
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
         self.context.admit(&request, false)?;
+        let requires_leader = Context::requires_leader(&request);
         let mut inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(KEEPALIVE_RESPONSES_QUEUED_MAX);
         let context = self.context.clone();
         tokio::spawn(async move {
+            let leader_lost = context.until_leader_lost(requires_leader);
+            tokio::pin!(leader_lost);
             loop {
-                let request = match inbound.message().await {
+                let message = tokio::select! {
+                    message = inbound.message() => message,
+                    () = &mut leader_lost => {
+                        let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
+                        return;
+                    }
+                };
+                let request = match message {
                     Ok(Some(request)) => request,
                     // etcd ends the stream with OK once the client closes its side.
                     Ok(None) => return,

@@ -5,9 +5,13 @@ mod auth;
 mod cluster;
 pub mod convert;
 mod error;
+mod grpc_health;
+mod health;
+pub mod http;
 mod kv;
 mod lease;
 mod maintenance;
+pub mod metrics;
 mod peer;
 mod watch;
 
@@ -32,10 +36,14 @@ pub mod pb {
     pub mod cairnpeerpb {
         tonic::include_proto!("cairnpeerpb");
     }
+    pub mod grpc_health_v1 {
+        tonic::include_proto!("grpc.health.v1");
+    }
 }
 
 pub use auth::AuthService;
 pub use cluster::ClusterService;
+pub use grpc_health::HealthService;
 pub use kv::KvService;
 pub use lease::LeaseService;
 pub use maintenance::MaintenanceService;
@@ -51,8 +59,17 @@ use pb::etcdserverpb::ResponseHeader;
 use std::time::Duration;
 use tonic::Status;
 
-/// The version this member reports: the etcd API level it implements.
-pub const SERVER_VERSION: &str = "3.5.0";
+/// The etcd version whose API behaviour this member matches, reported in Status and
+/// `/version`. 3.5.13 is the first release whose watch progress notifications Kubernetes
+/// trusts (it enables consistent reads from its watch cache only from 3.5.13, and from
+/// 3.4.31); Cairn implements those semantics (a progress notification never precedes an
+/// event at its revision; RequestProgress answers only synced streams). It claims no later
+/// 3.5 patch, so a client gating a fix Cairn lacks on a newer version does not assume it.
+pub const SERVER_VERSION: &str = "3.5.13";
+/// The cluster version (etcd reports major.minor.0 once every member runs that version).
+pub const CLUSTER_VERSION: &str = "3.5.0";
+/// Cairn's own version, beside the etcd version it matches (logs, `cairn --version`).
+pub const CAIRN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Bytes gRPC may add around the largest request (etcd's `grpcOverheadBytes`).
 pub use crate::base::limits::GRPC_OVERHEAD_BYTES;
 
@@ -104,6 +121,28 @@ impl Context {
         self.node.current_revision()
     }
 
+    /// Whether a client sent `hasleader: true`: it wants answers only from a member that
+    /// has a leader.
+    pub fn requires_leader<T>(request: &tonic::Request<T>) -> bool {
+        request
+            .metadata()
+            .get("hasleader")
+            .is_some_and(|value| value == "true")
+    }
+
+    /// For a stream opened with `hasleader`, resolves once the member has had no leader for
+    /// 3 election timeouts (then the stream ends with "no leader"); never otherwise.
+    pub async fn until_leader_lost(&self, requires_leader: bool) {
+        if !requires_leader {
+            return std::future::pending().await;
+        }
+        let mut lost = self.node.subscribe_leader_lost();
+        if lost.wait_for(|lost| *lost).await.is_err() {
+            // The member stopped: its streams end with it, not with "no leader".
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// etcd's gates before a request is served: a client that sent `hasleader: true` gets
     /// "no leader" while there is none, and a learner serves only serializable reads.
     pub fn admit<T>(
@@ -112,11 +151,7 @@ impl Context {
         serializable_read: bool,
     ) -> Result<(), Status> {
         let status_now = self.node.status();
-        let requires_leader = request
-            .metadata()
-            .get("hasleader")
-            .is_some_and(|value| value == "true");
-        if requires_leader && status_now.leader.is_none() {
+        if Self::requires_leader(request) && status_now.leader.is_none() {
             return Err(status(EtcdError::NoLeader));
         }
         if status_now.is_learner && !serializable_read {

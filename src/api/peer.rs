@@ -3,11 +3,13 @@
 //! client side is the `PeerTransport` raft sends through, with a deadline on every call.
 
 use super::pb::cairnpeerpb::{peer_client::PeerClient, peer_server::Peer, PeerMessage};
+use crate::base::metrics::Metrics;
 use crate::base::MemberId;
 use crate::io::clock;
 use crate::io::PeerConnector;
 use crate::raft::{PeerHandler, PeerTransport, TransportError};
 use futures::future::BoxFuture;
+use prost::Message;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,14 +29,21 @@ pub struct PeerService {
     handler: PeerHandler,
     cluster_id: u64,
     member_id: MemberId,
+    metrics: Arc<Metrics>,
 }
 
 impl PeerService {
-    pub fn new(handler: PeerHandler, cluster_id: u64, member_id: MemberId) -> Self {
+    pub fn new(
+        handler: PeerHandler,
+        cluster_id: u64,
+        member_id: MemberId,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         PeerService {
             handler,
             cluster_id,
             member_id,
+            metrics,
         }
     }
 }
@@ -43,6 +52,12 @@ impl PeerService {
 impl Peer for PeerService {
     async fn call(&self, request: Request<PeerMessage>) -> Result<Response<PeerMessage>, Status> {
         let message = request.into_inner();
+        self.metrics
+            .peers
+            .received_bytes
+            .with(&[&format!("{:x}", message.from)], |counter| {
+                counter.add(message.encoded_len() as u64)
+            });
         if message.cluster_id != 0 && message.cluster_id != self.cluster_id {
             return Err(Status::failed_precondition(format!(
                 "cluster ID mismatch: member {:x} belongs to cluster {:x}, the message from member {:x} to cluster {:x} (check --initial-cluster-token and --initial-cluster)",
@@ -83,16 +98,18 @@ struct TransportState {
     connector: PeerConnector,
     channels: Mutex<BTreeMap<String, Channel>>,
     refusals_logged: Mutex<BTreeMap<String, clock::Instant>>,
+    metrics: Arc<Metrics>,
 }
 
 impl GrpcPeerTransport {
-    pub fn new(member_id: MemberId, connector: PeerConnector) -> Self {
+    pub fn new(member_id: MemberId, connector: PeerConnector, metrics: Arc<Metrics>) -> Self {
         let inner = TransportState {
             member_id,
             cluster_id: AtomicU64::new(0),
             connector,
             channels: Mutex::default(),
             refusals_logged: Mutex::default(),
+            metrics,
         };
         GrpcPeerTransport {
             inner: Arc::new(inner),
@@ -158,10 +175,23 @@ impl PeerTransport for GrpcPeerTransport {
         };
         let state = self.inner.clone();
         Box::pin(async move {
+            let peers = &state.metrics.peers;
+            let to = format!("{target:x}");
+            peers
+                .sent_bytes
+                .with(&[&to], |counter| counter.add(message.encoded_len() as u64));
             let mut client = PeerClient::new(channel?)
                 .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-            match clock::timeout(timeout, client.call(message)).await {
+            let started = clock::now();
+            let answer = clock::timeout(timeout, client.call(message)).await;
+            match &answer {
+                Ok(Ok(_)) => peers.round_trip_seconds.with(&[&to], |histogram| {
+                    histogram.observe(started.elapsed().as_secs_f64())
+                }),
+                _ => peers.sent_failures.with(&[&to], |counter| counter.inc()),
+            }
+            match answer {
                 Err(_) => Err(TransportError::Unreachable(format!(
                     "{url}: no answer within {timeout:?}"
                 ))),

@@ -5,7 +5,8 @@
 
 use super::pb::etcdserverpb::{self as pb, watch_server::Watch};
 use super::pb::mvccpb;
-use super::{convert, Context};
+use super::{convert, status, Context};
+use crate::base::metrics::{Gauge, GaugeGuard};
 use crate::base::{EtcdError, KeyRange};
 use crate::io::clock;
 use crate::watch::{WatchOutput, WatchSpec, WatchStream, PROGRESS_WATCH_ID};
@@ -39,12 +40,17 @@ impl Watch for WatchService {
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
         self.context.admit(&request, false)?;
+        let requires_leader = Context::requires_leader(&request);
         let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
-        tokio::spawn(serve_stream(
-            self.context.clone(),
-            request.into_inner(),
-            sender,
-        ));
+        let context = self.context.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = serve_stream(context.clone(), request.into_inner(), sender.clone()) => {}
+                () = context.until_leader_lost(requires_leader) => {
+                    let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
+                }
+            }
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
@@ -54,12 +60,17 @@ struct Closed;
 
 async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>, sender: Sender) {
     let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
+    let metrics = context.node.metrics().clone();
+    let _stream_open = GaugeGuard::new(&metrics.watch_streams);
+    let mut watcher_count = WatcherCount::new(&metrics.watchers);
     let mut revisions = context.node.subscribe_revision();
     let mut progress_requested = false;
     let mut requests_open = true;
     let mut progress_timer = clock::interval(context.watch.progress_notify_interval);
     progress_timer.tick().await;
     loop {
+        // Creates, cancels and compaction all change the count; each pass sees them.
+        watcher_count.update(watchers.len());
         let view = context.node.view();
         let store = view.machine.store();
         let outputs = watchers.poll(store, context.watch.events_per_response_max);
@@ -125,6 +136,29 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
                 }
             }
         }
+    }
+}
+
+/// One stream's share of `etcd_mvcc_watcher_total`, given back when the stream ends.
+struct WatcherCount<'a> {
+    gauge: &'a Gauge,
+    counted: usize,
+}
+
+impl<'a> WatcherCount<'a> {
+    fn new(gauge: &'a Gauge) -> Self {
+        WatcherCount { gauge, counted: 0 }
+    }
+
+    fn update(&mut self, watchers: usize) {
+        self.gauge.add(watchers as i64 - self.counted as i64);
+        self.counted = watchers;
+    }
+}
+
+impl Drop for WatcherCount<'_> {
+    fn drop(&mut self) {
+        self.update(0);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Commands (what goes through raft) and their outcomes, in domain terms; the api layer
 //! converts to and from etcd's protobuf messages.
 
+use crate::base::metrics::Operations;
 use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Revision};
 use crate::mvcc::{KeyValue, RangeQuery, RangeResult};
 use serde::{Deserialize, Serialize};
@@ -119,6 +120,26 @@ pub struct TxnResponse {
     pub responses: Vec<ResponseOp>,
 }
 
+impl TxnResponse {
+    /// The store operations this txn performed: its responses mirror the executed path.
+    pub fn operations(&self) -> Operations {
+        let mut operations = Operations::default();
+        self.add_operations(&mut operations);
+        operations
+    }
+
+    fn add_operations(&self, operations: &mut Operations) {
+        for response in &self.responses {
+            match response {
+                ResponseOp::Range(_) => operations.ranges += 1,
+                ResponseOp::Put(_) => operations.puts += 1,
+                ResponseOp::Delete(_) => operations.deletes += 1,
+                ResponseOp::Txn(nested) => nested.add_operations(operations),
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Put(PutResponse),
@@ -142,4 +163,28 @@ pub enum Outcome {
 pub struct Applied {
     pub revision: Revision,
     pub result: Result<Outcome, EtcdError>,
+}
+
+impl Applied {
+    /// Calls `record` with the store operations of each request this applied (each command
+    /// of a batch is its own request, as etcd counts them).
+    pub fn each_request_operations(&self, record: &mut impl FnMut(Operations)) {
+        match &self.result {
+            Ok(Outcome::Batch(applied)) => {
+                for one in applied {
+                    one.each_request_operations(record);
+                }
+            }
+            Ok(Outcome::Put(_)) => record(Operations {
+                puts: 1,
+                ..Operations::default()
+            }),
+            Ok(Outcome::Delete(_)) => record(Operations {
+                deletes: 1,
+                ..Operations::default()
+            }),
+            Ok(Outcome::Txn(txn)) => record(txn.operations()),
+            Ok(_) | Err(_) => {}
+        }
+    }
 }

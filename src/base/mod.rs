@@ -4,6 +4,7 @@
 mod error;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 mod range;
 pub mod serde_im;
 

@@ -8,7 +8,8 @@
 //! smaller, so it evicts later than the client, and the client never refers to an entry it
 //! evicted. A header block that cannot be parsed is passed on unchanged for h2 to judge.
 
-const PREFACE_BYTES: usize = 24;
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const PREFACE_BYTES: usize = PREFACE.len();
 const FRAME_HEADER_BYTES: usize = 9;
 const FRAME_HEADERS: u8 = 0x1;
 const FRAME_CONTINUATION: u8 = 0x9;
@@ -46,6 +47,13 @@ impl AuthorityRewriter {
         }
         self.buffer.extend_from_slice(input);
         if self.preface_seen < PREFACE_BYTES {
+            // HTTP/1.1 on the client port (etcd's HTTP endpoints) is not this rewriter's.
+            let compared = (PREFACE_BYTES - self.preface_seen).min(self.buffer.len());
+            let expected = &PREFACE[self.preface_seen..self.preface_seen + compared];
+            if self.buffer[..compared] != *expected {
+                self.give_up(output);
+                return;
+            }
             let take = (PREFACE_BYTES - self.preface_seen).min(self.buffer.len());
             output.extend(self.buffer.drain(..take));
             self.preface_seen += take;
@@ -295,6 +303,17 @@ mod tests {
             None,
             "a valid authority is untouched"
         );
+    }
+
+    #[test]
+    fn http1_passes_byte_for_byte() {
+        let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n\x00\x00\x05\x01\x04junk";
+        let mut rewriter = AuthorityRewriter::default();
+        let mut output = Vec::new();
+        for byte in request {
+            rewriter.feed(&[*byte], &mut output);
+        }
+        assert_eq!(output, request);
     }
 
     #[test]

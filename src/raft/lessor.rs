@@ -61,7 +61,10 @@ impl Lessor {
                     .propose_on_leader(Command::LeaseRevoke { id })
                     .await
                 {
-                    Ok(_) => self.inner.lock().unwrap().queue.remove(id),
+                    Ok(_) => {
+                        self.node.metrics().lease_expired.inc();
+                        self.inner.lock().unwrap().queue.remove(id)
+                    }
                     Err(NodeError::Stopped) => return,
                     Err(error) => {
                         tracing::debug!(lease = id, %error, "revoking an expired lease failed; retrying");

@@ -4,6 +4,7 @@
 
 use super::persisted::{self, DiskLogId, DiskVote};
 use super::types::{storage_error, StorageResult, TypeConfig};
+use crate::base::metrics::Metrics;
 use crate::io;
 use crate::storage::codec;
 use crate::storage::wal::{Record, RecordKind, Wal};
@@ -47,6 +48,7 @@ struct WriteJob {
 pub struct LogStore {
     state: Arc<Mutex<InMemoryLog>>,
     writer: mpsc::Sender<WriteJob>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -56,7 +58,11 @@ pub struct LogReader {
 
 impl LogStore {
     /// Replays the WAL's records and starts the writer task.
-    pub fn open(wal: Wal, records: Vec<Record>) -> Result<LogStore, crate::storage::StorageError> {
+    pub fn open(
+        wal: Wal,
+        records: Vec<Record>,
+        metrics: Arc<Metrics>,
+    ) -> Result<LogStore, crate::storage::StorageError> {
         let mut state = InMemoryLog::default();
         for record in records {
             match record.kind {
@@ -96,6 +102,7 @@ impl LogStore {
         Ok(LogStore {
             state: Arc::new(Mutex::new(state)),
             writer,
+            metrics,
         })
     }
 
@@ -313,6 +320,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StorageResult<()> {
         self.state.lock().unwrap().committed = committed;
+        self.metrics
+            .proposals_committed
+            .set(committed.map_or(0, |id| id.index) as i64);
         // Needs no fsync of its own: losing it only means re-learning the commit point.
         let job = WriteJob {
             records: vec![(

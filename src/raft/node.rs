@@ -13,13 +13,14 @@ use super::read_index::ReadBatcher;
 use super::state_machine::{AppliedState, SharedState, StateMachineStore};
 use super::types::TypeConfig;
 use crate::apply::{Applied, Command};
+use crate::base::metrics::{GaugeGuard, Metrics};
 use crate::base::{limits, EtcdError, MemberId, Revision};
 use crate::io::{clock, Disk};
 use crate::storage::snapshot::SnapshotStore;
 use crate::storage::wal::Wal;
 use crate::storage::DataDir;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use openraft::{Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,9 @@ pub struct RaftNode {
     reads: Arc<ReadBatcher>,
     proposer: Proposer,
     disk: Arc<dyn Disk>,
+    /// True while this member has had no leader for `LEADERLESS_ELECTIONS_MAX` election
+    /// timeouts.
+    leader_lost: watch::Receiver<bool>,
 }
 
 impl RaftNode {
@@ -80,20 +84,23 @@ impl RaftNode {
         config: RaftNodeConfig,
         disk: Arc<dyn Disk>,
         transport: Arc<dyn PeerTransport>,
+        metrics: Arc<Metrics>,
     ) -> Result<RaftNode, StartError> {
-        let (wal, records) = Wal::open(
+        let (mut wal, records) = Wal::open(
             disk.clone(),
             &config.data_dir.wal(),
             config.wal_segment_bytes_max,
         )?;
         let fresh = records.is_empty();
-        let log_store = LogStore::open(wal, records)?;
+        wal.record_fsyncs(metrics.clone());
+        let log_store = LogStore::open(wal, records, metrics.clone())?;
         let snapshots = SnapshotStore::open(disk.clone(), &config.data_dir.snapshots())?;
         let (state_machine, shared) = StateMachineStore::open(
             snapshots,
             log_store.first_index(),
             config.lease_ttl_seconds_min,
             config.backend_bytes_quota,
+            metrics.clone(),
         )?;
         let network = PeerNetwork {
             transport: transport.clone(),
@@ -127,6 +134,13 @@ impl RaftNode {
             raft.clone(),
             Duration::from_millis(config.heartbeat_interval_ms),
         ));
+        tokio::spawn(count_leader_changes(raft.clone(), metrics));
+        let (leader_lost_sender, leader_lost) = watch::channel(false);
+        tokio::spawn(monitor_leader(
+            raft.clone(),
+            Duration::from_millis(config.election_timeout_ms),
+            leader_lost_sender,
+        ));
         tokio::spawn(trigger_snapshots(
             raft.clone(),
             shared.clone(),
@@ -141,6 +155,7 @@ impl RaftNode {
             transport,
             disk,
             reads: Arc::default(),
+            leader_lost,
             proposer: Proposer::start(
                 raft.clone(),
                 batch_bytes_max,
@@ -192,7 +207,25 @@ impl RaftNode {
         if !self.status().is_leader {
             return Err(NodeError::NotLeader);
         }
-        self.proposer.propose(command).await
+        let metrics = self.metrics();
+        let _pending = GaugeGuard::new(&metrics.proposals_pending);
+        let result = self.proposer.propose(command).await;
+        if result.is_err() {
+            metrics.proposals_failed.inc();
+        }
+        result
+    }
+
+    /// True once this member has had no leader for 3 election timeouts, false again when it
+    /// has one: streams opened with `hasleader` end then, as etcd's `monitorLeader` ends
+    /// them, so their clients fail over to a member that has a leader.
+    pub fn subscribe_leader_lost(&self) -> watch::Receiver<bool> {
+        self.leader_lost.clone()
+    }
+
+    /// What this member records about itself (`/metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
     }
 
     /// Bytes this member's raft storage (WAL and snapshots) takes on disk.
@@ -220,12 +253,13 @@ impl RaftNode {
         let membership = metrics.membership_config.membership();
         let is_learner = membership.get_node(&self.config.member_id).is_some()
             && !membership.voter_ids().any(|id| id == self.config.member_id);
+        let quorum_lost = quorum_lost(&metrics, self.config.election_timeout_ms);
         NodeStatus {
-            leader: metrics.current_leader,
+            leader: metrics.current_leader.filter(|_| !quorum_lost),
             term: metrics.current_term,
             last_log_index: metrics.last_log_index.unwrap_or(0),
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
-            is_leader: metrics.state == ServerState::Leader,
+            is_leader: metrics.state == ServerState::Leader && !quorum_lost,
             is_learner,
         }
     }
@@ -304,6 +338,50 @@ async fn send_heartbeats(raft: Raft<TypeConfig>, interval: Duration) {
     }
 }
 
+/// etcd's leaders step down after an election timeout without hearing from a quorum
+/// (CheckQuorum); openraft's stay leader. A leader that has heard from no quorum for that
+/// long is reported leaderless, so requests, health checks and `hasleader` streams on an
+/// isolated leader see what they see on etcd's.
+fn quorum_lost(metrics: &RaftMetrics<u64, MemberNode>, election_timeout_ms: u64) -> bool {
+    metrics.state == ServerState::Leader
+        && metrics
+            .millis_since_quorum_ack
+            .is_some_and(|millis| millis > election_timeout_ms)
+}
+
+/// Election timeouts without a leader after which `hasleader` streams end (etcd's
+/// `maxNoLeaderCnt`).
+const LEADERLESS_ELECTIONS_MAX: u32 = 3;
+
+/// Looks for a leader once per election timeout, as etcd's `monitorLeader` does.
+async fn monitor_leader(
+    raft: Raft<TypeConfig>,
+    election_timeout: Duration,
+    lost: watch::Sender<bool>,
+) {
+    let metrics = raft.metrics();
+    let mut leaderless = 0;
+    loop {
+        clock::sleep(election_timeout).await;
+        // Closed when raft has shut down.
+        if metrics.has_changed().is_err() {
+            return;
+        }
+        let has_leader = {
+            let metrics = metrics.borrow();
+            let election_timeout_ms = election_timeout.as_millis() as u64;
+            metrics.current_leader.is_some() && !quorum_lost(&metrics, election_timeout_ms)
+        };
+        if has_leader {
+            leaderless = 0;
+        } else {
+            leaderless += 1;
+        }
+        let now_lost = leaderless >= LEADERLESS_ELECTIONS_MAX;
+        lost.send_if_modified(|was_lost| std::mem::replace(was_lost, now_lost) != now_lost);
+    }
+}
+
 /// How often applied requests are compared with `--snapshot-count`.
 const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -317,6 +395,23 @@ async fn trigger_snapshots(raft: Raft<TypeConfig>, shared: Arc<SharedState>, sna
             if raft.trigger().snapshot().await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Counts each change to a known leader (etcd's `leader_changes_seen_total`): a member that
+/// loses its leader and then sees the same one again counts that too, as etcd does.
+async fn count_leader_changes(raft: Raft<TypeConfig>, metrics: Arc<Metrics>) {
+    let mut changes = raft.metrics();
+    let mut leader = None;
+    loop {
+        let now = changes.borrow_and_update().current_leader;
+        if now.is_some() && now != leader {
+            metrics.leader_changes_seen.inc();
+        }
+        leader = now;
+        if changes.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -7,6 +7,7 @@ use super::persisted::{decode_snapshot, DiskLogId, DiskSnapshotMeta, SnapshotFil
 use super::snapshot_data::SnapshotData;
 use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::apply::{Applied, Command, Outcome, StateMachine};
+use crate::base::metrics::Metrics;
 use crate::base::Revision;
 use crate::io;
 use crate::storage::snapshot::SnapshotStore;
@@ -57,6 +58,9 @@ fn meta_from_disk(meta: DiskSnapshotMeta) -> SnapshotMeta<u64, MemberNode> {
     }
 }
 
+/// An entry whose apply takes longer is counted as slow (etcd's `warnApplyDuration`).
+const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// State shared between the raft state machine and the readers above it.
 pub struct SharedState {
     state: Mutex<AppliedState>,
@@ -65,6 +69,7 @@ pub struct SharedState {
     /// Requests applied since the last snapshot (a batch entry counts each of its commands),
     /// which is what `--snapshot-count` counts in etcd.
     commands_since_snapshot: AtomicU64,
+    pub metrics: Arc<Metrics>,
 }
 
 impl SharedState {
@@ -147,6 +152,7 @@ impl StateMachineStore {
         log_first_index: Option<u64>,
         lease_ttl_seconds_min: i64,
         backend_bytes_quota: u64,
+        metrics: Arc<Metrics>,
     ) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
         let fresh = || AppliedState {
             machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
@@ -165,6 +171,7 @@ impl StateMachineStore {
             state: Mutex::new(state),
             revision,
             commands_since_snapshot: AtomicU64::new(0),
+            metrics,
         });
         let store = StateMachineStore {
             shared: shared.clone(),
@@ -231,10 +238,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut responses = Vec::new();
+        let metrics = &self.shared.metrics;
+        let started = io::clock::now();
         let revision = {
             let mut state = self.shared.state.lock().unwrap();
             for entry in entries {
                 let log_id = *entry.get_log_id();
+                let entry_started = io::clock::now();
                 let response = match entry.payload {
                     EntryPayload::Normal(command) => {
                         let commands = match &command {
@@ -259,10 +269,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     },
                 };
                 state.last_applied = Some(log_id);
+                response.each_request_operations(&mut |operations| metrics.mvcc.record(operations));
+                if entry_started.elapsed() > SLOW_APPLY {
+                    metrics.slow_apply.inc();
+                }
                 responses.push(response);
             }
             state.machine.store().current_revision()
         };
+        metrics
+            .backend_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.shared.revision.send_replace(revision);
         Ok(responses)
     }

@@ -112,6 +112,13 @@ pub struct Config {
     /// Where to write logs: 'default' or 'stderr' (stderr), 'stdout', or a file path.
     #[arg(long, env = "CAIRN_LOG_OUTPUTS", default_value = "default")]
     pub log_outputs: String,
+    /// More URLs to serve /metrics and the health endpoints on (comma-separated), beside
+    /// the client URLs, which always serve them.
+    #[arg(long, env = "CAIRN_LISTEN_METRICS_URLS", default_value = "")]
+    pub listen_metrics_urls: String,
+    /// 'extensive' adds gRPC handling-time histograms to 'basic'.
+    #[arg(long, env = "CAIRN_METRICS", default_value = "basic", value_parser = ["basic", "extensive"])]
+    pub metrics: String,
     #[command(flatten)]
     pub tls: super::tls::TlsFlags,
 }

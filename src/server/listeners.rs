@@ -2,14 +2,16 @@
 //! peer URL. Each stops when the member shuts down.
 
 use super::error::StartError;
+use crate::api::metrics::Detail;
 use crate::api::pb::cairnpeerpb::peer_server::PeerServer;
 use crate::api::pb::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
+use crate::api::pb::grpc_health_v1::health_server::HealthServer;
 use crate::api::{
-    AuthService, ClusterService, Context, KvService, LeaseService, MaintenanceService, PeerService,
-    WatchService, GRPC_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX,
+    AuthService, ClusterService, Context, HealthService, KvService, LeaseService,
+    MaintenanceService, PeerService, WatchService, GRPC_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX,
 };
 use crate::io::tls::ServerTls;
 use crate::io::SocketAddr;
@@ -44,14 +46,30 @@ async fn until_stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
+/// Serves etcd's gRPC services on a client URL, and beside them (production only: madsim
+/// has no HTTP) etcd's HTTP endpoints over HTTP/1.1 and HTTP/2.
 pub async fn serve_clients(
     context: &Context,
     address: SocketAddr,
     tls: Option<ServerTls>,
+    detail: Detail,
     stop: watch::Receiver<bool>,
 ) -> Result<Listener, StartError> {
     let bytes_max = context.limits.request_bytes_max + GRPC_OVERHEAD_BYTES;
-    let router = tonic::transport::Server::builder()
+    #[cfg(not(madsim))]
+    let mut builder = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(super::http::HttpLayer {
+            context: context.clone(),
+            endpoints: crate::api::http::Endpoints::Client,
+            detail,
+        });
+    #[cfg(madsim)]
+    let mut builder = {
+        let _ = detail;
+        tonic::transport::Server::builder()
+    };
+    let router = builder
         .add_service(
             KvServer::new(KvService::new(context.clone())).max_decoding_message_size(bytes_max),
         )
@@ -73,8 +91,61 @@ pub async fn serve_clients(
         )
         .add_service(
             AuthServer::new(AuthService::new(context.clone())).max_decoding_message_size(bytes_max),
-        );
-    serve(router, address, Side::Clients, tls, stop).await
+        )
+        .add_service(HealthServer::new(HealthService));
+    #[cfg(not(madsim))]
+    {
+        use crate::io::client_connection::ClientConnection;
+        use futures::StreamExt;
+        let incoming = bind(address, tls, "clients").await?;
+        // Client connections pass through the authority fix; peers need none.
+        Ok(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming.map(|connection| connection.map(ClientConnection::new)),
+            until_stopped(stop),
+        )))
+    }
+    #[cfg(madsim)]
+    {
+        // Never built with TLS in simulation: `ServerTls` cannot be made there.
+        let _ = tls;
+        Ok(tokio::spawn(
+            router.serve_with_shutdown(address, until_stopped(stop)),
+        ))
+    }
+}
+
+/// Serves `/metrics` and the health endpoints on a `--listen-metrics-urls` URL (with the
+/// client TLS for `https://`), over HTTP/1.1 and HTTP/2. None in simulation: madsim has no
+/// HTTP.
+pub async fn serve_metrics(
+    context: &Context,
+    address: SocketAddr,
+    tls: Option<ServerTls>,
+    detail: Detail,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<Listener>, StartError> {
+    #[cfg(not(madsim))]
+    {
+        let router = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(super::http::HttpLayer {
+                context: context.clone(),
+                endpoints: crate::api::http::Endpoints::Metrics,
+                detail,
+            })
+            .add_routes(tonic::service::Routes::default());
+        let incoming = bind(address, tls, "metrics").await?;
+        Ok(Some(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming,
+            until_stopped(stop),
+        ))))
+    }
+    #[cfg(madsim)]
+    {
+        let _ = (context, address, tls, detail, stop);
+        tracing::warn!("--listen-metrics-urls is not served in simulation");
+        Ok(None)
+    }
 }
 
 #[cfg(not(madsim))]
@@ -107,56 +178,38 @@ pub async fn serve_peers(
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
     let router = tonic::transport::Server::builder().add_service(server);
-    serve(router, address, Side::Peers, tls, stop).await
-}
-
-/// Whom a listener serves.
-enum Side {
-    Clients,
-    Peers,
-}
-
-/// Binds `address` (before returning, so a port that cannot be bound fails the start) and
-/// serves `router` on it until `stop`, through Cairn's own accept loop (`io::transport`),
-/// with TLS when `tls` is given.
-async fn serve(
-    router: tonic::transport::server::Router,
-    address: SocketAddr,
-    side: Side,
-    tls: Option<ServerTls>,
-    stop: watch::Receiver<bool>,
-) -> Result<Listener, StartError> {
     #[cfg(not(madsim))]
     {
-        use crate::io::client_connection::ClientConnection;
-        use crate::io::transport::{bind, Incoming};
-        use futures::StreamExt;
-        let what = match side {
-            Side::Clients => "clients",
-            Side::Peers => "peers",
-        };
-        let listener = bind(address).await.map_err(|source| StartError::Listen {
-            what,
-            address,
-            source,
-        })?;
-        let incoming = Incoming::new(listener, tls, what);
-        let stopped = until_stopped(stop);
-        Ok(match side {
-            // Client connections pass through the authority fix; peers need none.
-            Side::Clients => tokio::spawn(router.serve_with_incoming_shutdown(
-                incoming.map(|connection| connection.map(ClientConnection::new)),
-                stopped,
-            )),
-            Side::Peers => tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped)),
-        })
+        let incoming = bind(address, tls, "peers").await?;
+        Ok(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming,
+            until_stopped(stop),
+        )))
     }
     #[cfg(madsim)]
     {
-        // Never built with TLS in simulation: `ServerTls` cannot be made there.
-        let _ = (side, tls);
+        let _ = tls;
         Ok(tokio::spawn(
             router.serve_with_shutdown(address, until_stopped(stop)),
         ))
     }
+}
+
+/// Binds `address` (before serving starts, so a port that cannot be bound fails the start)
+/// and accepts on it through Cairn's own accept loop (`io::transport`), with TLS when `tls`
+/// is given.
+#[cfg(not(madsim))]
+async fn bind(
+    address: SocketAddr,
+    tls: Option<ServerTls>,
+    what: &'static str,
+) -> Result<crate::io::transport::Incoming, StartError> {
+    let listener = crate::io::transport::bind(address)
+        .await
+        .map_err(|source| StartError::Listen {
+            what,
+            address,
+            source,
+        })?;
+    Ok(crate::io::transport::Incoming::new(listener, tls, what))
 }

@@ -5,6 +5,8 @@ mod bootstrap;
 pub mod compactor;
 pub mod config;
 mod error;
+#[cfg(not(madsim))]
+mod http;
 pub mod identity;
 mod listeners;
 pub mod tls;
@@ -13,7 +15,9 @@ pub use config::Config;
 pub use error::{ServeError, StartError};
 pub use listeners::socket_address;
 
+use crate::api::metrics::Detail;
 use crate::api::{Context, GrpcPeerTransport, PeerService, WatchLimits};
+use crate::base::metrics::Metrics;
 use crate::base::Limits;
 use crate::io::{clock, Disk, PeerConnector};
 use crate::raft::{Lessor, MembershipChange, PeerHandler, RaftNode, RaftNodeConfig};
@@ -165,14 +169,15 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         member_tls.dial_peers.clone(),
     );
     let own_id = crate::base::identity::member_id(&own_peer_urls, &config.initial_cluster_token);
-    let transport = GrpcPeerTransport::new(own_id, connector.clone());
+    let metrics = Arc::new(Metrics::default());
+    let transport = GrpcPeerTransport::new(own_id, connector.clone(), metrics.clone());
     let bootstrap = bootstrap::resolve(config, disk.as_ref(), &data_dir, &transport).await?;
     let identity = bootstrap.identity.clone();
     // A restarted member keeps the ID it was created with, whatever its flags say now.
     let transport = if identity.member_id == own_id {
         transport
     } else {
-        GrpcPeerTransport::new(identity.member_id, connector)
+        GrpcPeerTransport::new(identity.member_id, connector, metrics.clone())
     };
     transport.set_cluster_id(identity.cluster_id);
     let limits = Limits {
@@ -194,13 +199,18 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         lease_checkpoint_interval: config.lease_checkpoint_interval,
         proposal_batch_bytes_max: config.proposal_batch_bytes,
     };
-    let node = RaftNode::start(raft_config, disk.clone(), Arc::new(transport))
-        .await
-        .map_err(|source| StartError::Raft {
-            name: config.name.clone(),
-            data_dir: data_dir.root().to_path_buf(),
-            source: Box::new(source),
-        })?;
+    let node = RaftNode::start(
+        raft_config,
+        disk.clone(),
+        Arc::new(transport),
+        metrics.clone(),
+    )
+    .await
+    .map_err(|source| StartError::Raft {
+        name: config.name.clone(),
+        data_dir: data_dir.root().to_path_buf(),
+        source: Box::new(source),
+    })?;
     if !bootstrap.restarted {
         refuse_a_member_its_stored_membership_lacks(&node, &data_dir).await?;
     }
@@ -232,7 +242,12 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         let handler = PeerHandler::new(node.clone(), lessor.clone(), identity.cluster_id);
         listeners.push(
             listeners::serve_peers(
-                PeerService::new(handler, identity.cluster_id, identity.member_id),
+                PeerService::new(
+                    handler,
+                    identity.cluster_id,
+                    identity.member_id,
+                    metrics.clone(),
+                ),
                 socket_address(&url)?,
                 listeners::is_https(&url)
                     .then(|| member_tls.peers.clone())
@@ -249,14 +264,30 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         config.advertise_client_urls(),
     )
     .await;
+    let detail = match config.metrics.as_str() {
+        "extensive" => Detail::Extensive,
+        _ => Detail::Basic,
+    };
     for url in split_urls(&config.listen_client_urls) {
         let tls = listeners::is_https(&url)
             .then(|| member_tls.clients.clone())
             .flatten();
-        listeners.push(
-            listeners::serve_clients(&context, socket_address(&url)?, tls, stop.clone()).await?,
-        );
+        let address = socket_address(&url)?;
+        listeners
+            .push(listeners::serve_clients(&context, address, tls, detail, stop.clone()).await?);
         tracing::info!(%url, "serving client requests");
+    }
+    for url in split_urls(&config.listen_metrics_urls) {
+        let tls = listeners::is_https(&url)
+            .then(|| member_tls.clients.clone())
+            .flatten();
+        let address = socket_address(&url)?;
+        if let Some(listener) =
+            listeners::serve_metrics(&context, address, tls, detail, stop.clone()).await?
+        {
+            listeners.push(listener);
+            tracing::info!(%url, "serving /metrics and /health");
+        }
     }
     tracing::info!(name = %identity.name, member_id = format_args!("{:x}", identity.member_id), cluster_id = format_args!("{:x}", identity.cluster_id), "ready to serve client requests");
     Ok(Member {

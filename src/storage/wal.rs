@@ -23,7 +23,8 @@
 /// the raft layer's `raft::persisted` types).
 pub const FORMAT_VERSION: u32 = 1;
 use super::StorageError;
-use crate::io::{Disk, DiskFile};
+use crate::base::metrics::Metrics;
+use crate::io::{clock, Disk, DiskFile};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,6 +83,8 @@ pub struct Wal {
     pending: Vec<u8>,
     /// Set after a failed fsync: nothing more may be written or acknowledged.
     poisoned: bool,
+    /// Where each fsync's duration is recorded, once the member's metrics exist.
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn encode_record(kind: RecordKind, payload: &[u8], into: &mut Vec<u8>) {
@@ -198,6 +201,7 @@ impl Wal {
             good_len,
             pending: Vec::new(),
             poisoned: false,
+            metrics: None,
         })
     }
 
@@ -264,7 +268,14 @@ impl Wal {
                 source,
             });
         }
-        if let Err(source) = self.active.sync() {
+        let started = clock::now();
+        let synced = self.active.sync();
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .wal_fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if let Err(source) = synced {
             self.poisoned = true;
             return Err(StorageError::Io {
                 operation: "fsync",
@@ -274,6 +285,11 @@ impl Wal {
         }
         self.good_len = self.active.size_bytes();
         Ok(())
+    }
+
+    /// Records the duration of every fsync from now on in `metrics`.
+    pub fn record_fsyncs(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     pub fn has_pending(&self) -> bool {

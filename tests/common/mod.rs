@@ -242,3 +242,57 @@ pub fn stop_and_read(mut child: Child, wait: Duration) -> String {
     let output = child.wait_with_output().unwrap();
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// What curl got for one request.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// "1.1" or "2".
+    pub version: String,
+    /// Header lines, names lower-cased (`content-type: text/plain; charset=utf-8`).
+    pub headers: Vec<String>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}: ");
+        self.headers
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix))
+    }
+}
+
+/// One request with curl (Debian's; ci/test installs it when missing), at most 10 s.
+pub fn curl(args: &[&str]) -> HttpReply {
+    let dir = tempfile::tempdir().unwrap();
+    let headers_path = dir.path().join("headers");
+    let body_path = dir.path().join("body");
+    let output = Command::new("curl")
+        .args(["--silent", "--max-time", "10", "--dump-header"])
+        .arg(&headers_path)
+        .arg("--output")
+        .arg(&body_path)
+        .args(["--write-out", "%{http_code} %{http_version}"])
+        .args(args)
+        .output()
+        .expect("run curl (install Debian's curl package)");
+    let written = String::from_utf8_lossy(&output.stdout).to_string();
+    let (status, version) = written.split_once(' ').unwrap_or(("0", ""));
+    let headers = std::fs::read_to_string(&headers_path)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) => format!("{}: {}", name.to_lowercase(), value.trim()),
+            None => line.to_string(),
+        })
+        .collect();
+    HttpReply {
+        status: status.parse().unwrap_or(0),
+        version: version.to_string(),
+        headers,
+        body: std::fs::read_to_string(&body_path).unwrap_or_default(),
+    }
+}

@@ -15,8 +15,11 @@ use rustls::{ClientConfig, ProtocolVersion, RootCertStore, ServerConfig, Signatu
 use std::path::Path;
 use std::sync::Arc;
 
-/// Only HTTP/2 is served and spoken (gRPC); a client that offers nothing else still gets it.
-const ALPN_PROTOCOLS: &[&[u8]] = &[b"h2"];
+/// Listeners serve gRPC over HTTP/2 and etcd's HTTP endpoints over either version, so a
+/// client offering only HTTP/1.1 (curl --http1.1, Python's urllib3) is not refused; a
+/// client offering no ALPN at all still gets served. Peers are dialed with HTTP/2 only.
+const SERVER_ALPN_PROTOCOLS: &[&[u8]] = &[b"h2", b"http/1.1"];
+const CLIENT_ALPN_PROTOCOLS: &[&[u8]] = &[b"h2"];
 
 /// The TLS of one listener side (clients or peers).
 #[derive(Clone)]
@@ -86,7 +89,10 @@ fn server_config(options: &TlsOptions) -> Result<ServerConfig, String> {
         builder.with_no_client_auth()
     };
     let mut config = builder.with_cert_resolver(Arc::new(Fixed(key)));
-    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|name| name.to_vec()).collect();
+    config.alpn_protocols = SERVER_ALPN_PROTOCOLS
+        .iter()
+        .map(|name| name.to_vec())
+        .collect();
     Ok(config)
 }
 
@@ -172,7 +178,10 @@ fn client_config(options: Option<&TlsOptions>) -> Result<ClientConfig, String> {
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|name| name.to_vec()).collect();
+    config.alpn_protocols = CLIENT_ALPN_PROTOCOLS
+        .iter()
+        .map(|name| name.to_vec())
+        .collect();
     Ok(config)
 }
 
