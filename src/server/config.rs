@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "cairn",
-    version,
+    // Cairn's version and the etcd version whose API it matches (`api::SERVER_VERSION`).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (etcd API 3.5.13)"),
     about = "An etcd-compatible, strongly consistent key-value store"
 )]
 pub struct Config {
@@ -228,6 +229,20 @@ pub fn parse_duration(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_version_names_the_etcd_api_it_matches() {
+        use clap::CommandFactory;
+        let version = Config::command().get_version().unwrap().to_string();
+        assert_eq!(
+            version,
+            format!(
+                "{} (etcd API {})",
+                crate::api::CAIRN_VERSION,
+                crate::api::SERVER_VERSION
+            )
+        );
+    }
 
     #[test]
     fn defaults_match_etcd() {

@@ -289,7 +289,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
             tracing::info!(%url, "serving /metrics and /health");
         }
     }
-    tracing::info!(name = %identity.name, member_id = format_args!("{:x}", identity.member_id), cluster_id = format_args!("{:x}", identity.cluster_id), "ready to serve client requests");
+    tracing::info!(name = %identity.name, member_id = format_args!("{:x}", identity.member_id), cluster_id = format_args!("{:x}", identity.cluster_id), cairn_version = crate::api::CAIRN_VERSION, etcd_version = crate::api::SERVER_VERSION, "ready to serve client requests");
     Ok(Member {
         node,
         identity,
