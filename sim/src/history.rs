@@ -117,6 +117,9 @@ pub enum WatchMessage {
     /// a cancel or an error ends a watch stream (a client that closed its sending side
     /// still gets every event).
     EndedWithOk,
+    /// The server ended the stream with "etcdserver: no leader" (the watcher resumes).
+    /// Right only for a stream opened with `hasleader` (`WatchLog::requires_leader`).
+    EndedNoLeader,
 }
 
 /// Everything one watcher received, across its resumptions, for keys under `prefix`.
@@ -125,6 +128,8 @@ pub struct WatchLog {
     pub watcher: usize,
     pub prefix: String,
     pub with_prev_kv: bool,
+    /// Its streams carry `hasleader: true`, as clientv3's `WithRequireLeader` sends.
+    pub requires_leader: bool,
     pub messages: Vec<WatchMessage>,
 }
 

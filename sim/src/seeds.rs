@@ -21,6 +21,7 @@ pub enum Stream {
     /// Whether watcher `n` closes its sending side after each create (as grpcurl and
     /// scripts do), sending no progress requests.
     WatcherHalfClose(usize),
+    WatcherRequiresLeader(usize),
     /// Lease client `n`'s grants, renewals and revokes.
     LeaseClient(usize),
     /// The compactor's targets.
@@ -37,6 +38,7 @@ impl Stream {
             Stream::Client(n) => seed.wrapping_mul(31).wrapping_add(n as u64),
             Stream::Watcher(n) => seed.wrapping_mul(37).wrapping_add(n as u64),
             Stream::WatcherHalfClose(n) => (seed ^ 0x0ca1_f0c1).wrapping_add(n as u64),
+            Stream::WatcherRequiresLeader(n) => (seed ^ 0x1ead_e4ed).wrapping_add(n as u64),
             Stream::LeaseClient(n) => seed.wrapping_mul(41).wrapping_add(n as u64),
             Stream::Compactor => seed.wrapping_mul(43),
         }

@@ -263,6 +263,7 @@ fn watch_history(messages: Vec<WatchMessage>) -> History {
         watcher: 0,
         prefix: "w/".into(),
         with_prev_kv: true,
+        requires_leader: false,
         messages,
     });
     history
@@ -366,6 +367,26 @@ fn broken_watch_streams_are_caught() {
     assert!(watch_violations(&watch_history(ended_with_ok))
         .iter()
         .any(|v| v.detail.contains("ended its live stream with OK")));
+    // "No leader" ends only streams that asked for a leader.
+    let no_leader = vec![
+        WatchMessage::Created { start_revision: 2 },
+        WatchMessage::Events {
+            header_revision: 3,
+            events: vec![event("w/a", 2, "1", None), event("w/b", 3, "2", None)],
+        },
+        WatchMessage::EndedNoLeader,
+        WatchMessage::Created { start_revision: 4 },
+        WatchMessage::Events {
+            header_revision: 4,
+            events: vec![event("w/a", 4, "3", Some("1"))],
+        },
+    ];
+    assert!(watch_violations(&watch_history(no_leader.clone()))
+        .iter()
+        .any(|v| v.detail.contains("without hasleader")));
+    let mut asked = watch_history(no_leader);
+    asked.watches[0].requires_leader = true;
+    assert_eq!(watch_violations(&asked), Vec::new());
 }
 
 #[test]
@@ -441,6 +462,7 @@ fn an_observed_delete_is_bound_to_the_earliest_invoked_unanswered_delete() {
         watcher: 0,
         prefix: String::new(),
         with_prev_kv: false,
+        requires_leader: false,
         messages: vec![WatchMessage::Events {
             header_revision: 4,
             events: vec![WatchEvent {

@@ -129,6 +129,17 @@ fn check_log(log: &WatchLog, known: &KnownWrites, violations: &mut Vec<Violation
                 expecting_created = true;
             }
             WatchMessage::Broken => expecting_created = true,
+            WatchMessage::EndedNoLeader => {
+                if !log.requires_leader {
+                    violations.push(Violation::new(
+                        NAME,
+                        format!(
+                            "watcher {watcher}: a stream opened without hasleader ended with \"no leader\""
+                        ),
+                    ));
+                }
+                expecting_created = true;
+            }
             WatchMessage::EndedWithOk => {
                 violations.push(Violation::new(
                     NAME,

@@ -35,11 +35,17 @@ pub async fn run_watcher(
     let half_closes = Stream::WatcherHalfClose(watcher)
         .random(params.seed)
         .gen_bool(0.3);
+    // Half the watchers ask for a leader, as Kubernetes' clients do: their streams end
+    // with "no leader" when their member has none and they resume elsewhere.
+    let requires_leader = Stream::WatcherRequiresLeader(watcher)
+        .random(params.seed)
+        .gen_bool(0.5);
     let channels = channels(&params.endpoints);
     let mut log = WatchLog {
         watcher,
         prefix: KEY_PREFIX.to_string(),
         with_prev_kv: true,
+        requires_leader,
         messages: Vec::new(),
     };
     // Start from the beginning of history or from now.
@@ -62,11 +68,14 @@ pub async fn run_watcher(
         // A half-closing watcher ends its request stream right after the create.
         let sender = (!half_closes).then_some(request_sender);
         let mut client = WatchClient::new(channels[random.gen_range(0..channels.len())].clone());
-        let opened = tokio::time::timeout(
-            timeout,
-            client.watch(tokio_stream::wrappers::ReceiverStream::new(receiver)),
-        )
-        .await;
+        let mut request =
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        if requires_leader {
+            request
+                .metadata_mut()
+                .insert("hasleader", "true".parse().expect("ASCII"));
+        }
+        let opened = tokio::time::timeout(timeout, client.watch(request)).await;
         let Ok(Ok(stream)) = opened else {
             log.messages.push(WatchMessage::Broken);
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -91,6 +100,10 @@ pub async fn run_watcher(
                 Ok(Ok(Some(message))) => message,
                 Ok(Ok(None)) => {
                     log.messages.push(WatchMessage::EndedWithOk);
+                    break;
+                }
+                Ok(Err(status)) if status.message() == "etcdserver: no leader" => {
+                    log.messages.push(WatchMessage::EndedNoLeader);
                     break;
                 }
                 _ => {
