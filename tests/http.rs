@@ -344,3 +344,50 @@ fn an_isolated_leader_steps_down_as_etcds_does() {
         assert_eq!(status.message(), "etcdserver: no leader");
     });
 }
+
+#[test]
+fn a_member_configured_only_by_etcd_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client_port, peer_port, metrics_port) = (free_port(), free_port(), free_port());
+    let client_url = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let log = std::fs::File::create(dir.path().join("member.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .env_clear()
+        .env("ETCD_NAME", "from-env")
+        .env("ETCD_DATA_DIR", dir.path().join("data"))
+        .env("ETCD_LISTEN_CLIENT_URLS", &client_url)
+        .env("ETCD_ADVERTISE_CLIENT_URLS", &client_url)
+        .env("ETCD_LISTEN_PEER_URLS", &peer_url)
+        .env("ETCD_INITIAL_ADVERTISE_PEER_URLS", &peer_url)
+        .env("ETCD_INITIAL_CLUSTER", format!("from-env={peer_url}"))
+        .env(
+            "ETCD_LISTEN_METRICS_URLS",
+            format!("http://127.0.0.1:{metrics_port}"),
+        )
+        .env("ETCD_ENABLE_PPROF", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let health = format!("http://127.0.0.1:{metrics_port}/health");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&health).status != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let endpoint = format!("127.0.0.1:{client_port}");
+    let members = common::etcdctl(&endpoint, &["member", "list"], None);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("member.log")).unwrap();
+    assert_eq!(get(&health).status, 0, "stopped");
+    let members = String::from_utf8_lossy(&members.stdout).to_string();
+    assert!(
+        members.contains(&format!("from-env, {peer_url}, {client_url}")),
+        "{members}\n{log}"
+    );
+    assert!(
+        log.contains("unrecognized environment variable ETCD_ENABLE_PPROF"),
+        "{log}"
+    );
+}

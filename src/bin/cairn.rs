@@ -4,7 +4,6 @@
 use anyhow::Context as _;
 use cairn::io::OsDisk;
 use cairn::server::{self, Config};
-use clap::Parser;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -64,8 +63,18 @@ async fn stop_requested() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    // `vars_os`: `vars` would panic on a variable that is not UTF-8 (it is skipped).
+    let environment = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    let (config, warnings) =
+        match Config::parse_with_etcd_environment(std::env::args_os(), environment) {
+            Ok(parsed) => parsed,
+            Err(error) => error.exit(),
+        };
     init_logging(&config)?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let disk = Arc::new(OsDisk {
         unsafe_no_fsync: config.unsafe_no_fsync,
     });

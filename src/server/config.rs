@@ -1,4 +1,5 @@
-//! Flags, mirroring etcd's names and defaults, each with a `CAIRN_*` environment twin.
+//! Flags, mirroring etcd's names and defaults, each with a `CAIRN_*` environment twin and
+//! etcd's `ETCD_*` one (`Config::parse_with_etcd_environment`).
 
 use clap::{ArgAction, Parser};
 use std::path::PathBuf;
@@ -124,7 +125,57 @@ pub struct Config {
     pub tls: super::tls::TlsFlags,
 }
 
+/// etcd's environment prefix: `ETCD_` and a flag's long name upper-cased, `-` as `_`.
+const ETCD_ENVIRONMENT_PREFIX: &str = "ETCD_";
+
+/// What parsing found besides the flags: lines to log once logging is set up.
+pub type Warnings = Vec<String>;
+
 impl Config {
+    /// Flags from `args`, then `CAIRN_*` variables, then etcd's `ETCD_*` twins from
+    /// `environment` (`ETCD_LISTEN_CLIENT_URLS` for `--listen-client-urls`), then defaults,
+    /// so etcd's unit files and container setups run unchanged. An `ETCD_*` variable that
+    /// names no flag is a warning, as etcd makes it.
+    pub fn parse_with_etcd_environment<I, T>(
+        args: I,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Warnings), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut etcd: std::collections::BTreeMap<String, String> = environment
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ETCD_ENVIRONMENT_PREFIX))
+            .collect();
+        let command = Config::command().mut_args(|arg| {
+            // `--help` and `--version` are actions, not settings (container images set
+            // ETCD_VERSION to the image's version).
+            let Some(long) = arg
+                .get_long()
+                .filter(|long| !["help", "version"].contains(long))
+            else {
+                return arg;
+            };
+            let name = format!(
+                "{ETCD_ENVIRONMENT_PREFIX}{}",
+                long.to_uppercase().replace('-', "_")
+            );
+            match etcd.remove(&name) {
+                // Below the command line and `CAIRN_*` (clap's env), above the default.
+                Some(value) => arg.default_value(value),
+                None => arg,
+            }
+        });
+        let warnings = etcd
+            .keys()
+            .map(|name| format!("unrecognized environment variable {name}: no such flag"))
+            .collect();
+        let matches = command.try_get_matches_from(args)?;
+        Ok((Config::from_arg_matches(&matches)?, warnings))
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir
             .clone()
@@ -229,6 +280,50 @@ pub fn parse_duration(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    fn etcd_environment(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn etcd_environment_variables_are_twins_of_the_flags() {
+        let environment = etcd_environment(&[
+            ("ETCD_NAME", "from-env"),
+            ("ETCD_LISTEN_CLIENT_URLS", "http://127.0.0.1:3379"),
+            ("ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", "5s"),
+            ("ETCD_UNSAFE_NO_FSYNC", "true"),
+            ("ETCD_ENABLE_PPROF", "true"),
+            ("ETCD_VERSION", "3.5.13"),
+            ("PATH", "/usr/bin"),
+        ]);
+        let (config, warnings) = Config::parse_with_etcd_environment(
+            ["cairn", "--listen-client-urls=http://127.0.0.1:4379"],
+            environment,
+        )
+        .unwrap();
+        assert_eq!(config.name, "from-env");
+        assert_eq!(
+            config.listen_client_urls, "http://127.0.0.1:4379",
+            "the command line wins"
+        );
+        assert_eq!(config.watch_progress_notify_interval, "5s");
+        assert!(config.unsafe_no_fsync);
+        assert_eq!(
+            warnings,
+            [
+                "unrecognized environment variable ETCD_ENABLE_PPROF: no such flag",
+                "unrecognized environment variable ETCD_VERSION: no such flag"
+            ]
+        );
+        let bad = Config::parse_with_etcd_environment(
+            ["cairn"],
+            etcd_environment(&[("ETCD_HEARTBEAT_INTERVAL", "soon")]),
+        );
+        assert!(bad.is_err(), "a bad value is the flag's error");
+    }
 
     #[test]
     fn the_version_names_the_etcd_api_it_matches() {
