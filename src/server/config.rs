@@ -149,7 +149,7 @@ impl Config {
             .into_iter()
             .filter(|(name, _)| name.starts_with(ETCD_ENVIRONMENT_PREFIX))
             .collect();
-        let command = Config::command().mut_args(|arg| {
+        let command = super::etcd_flags::add(Config::command()).mut_args(|arg| {
             // `--help` and `--version` are actions, not settings (container images set
             // ETCD_VERSION to the image's version).
             let Some(long) = arg
@@ -168,12 +168,20 @@ impl Config {
                 None => arg,
             }
         });
-        let warnings = etcd
+        let mut warnings: Warnings = etcd
             .keys()
             .map(|name| format!("unrecognized environment variable {name}: no such flag"))
             .collect();
-        let matches = command.try_get_matches_from(args)?;
-        Ok((Config::from_arg_matches(&matches)?, warnings))
+        let matches = command.clone().try_get_matches_from(args)?;
+        let config = Config::from_arg_matches(&matches)?;
+        match super::etcd_flags::check(&matches) {
+            Ok(accepted) => warnings.extend(accepted),
+            Err(refusal) => {
+                let mut command = command;
+                return Err(command.error(clap::error::ErrorKind::ValueValidation, refusal));
+            }
+        }
+        Ok((config, warnings))
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -296,6 +304,7 @@ mod tests {
             ("ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", "5s"),
             ("ETCD_UNSAFE_NO_FSYNC", "true"),
             ("ETCD_ENABLE_PPROF", "true"),
+            ("ETCD_NOT_A_FLAG", "1"),
             ("ETCD_VERSION", "3.5.13"),
             ("PATH", "/usr/bin"),
         ]);
@@ -314,8 +323,9 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "unrecognized environment variable ETCD_ENABLE_PPROF: no such flag",
-                "unrecognized environment variable ETCD_VERSION: no such flag"
+                "unrecognized environment variable ETCD_NOT_A_FLAG: no such flag",
+                "unrecognized environment variable ETCD_VERSION: no such flag",
+                "--enable-pprof=true has no effect in Cairn: Cairn has no Go profiler; use perf or the process_* metrics"
             ]
         );
         let bad = Config::parse_with_etcd_environment(
@@ -323,6 +333,35 @@ mod tests {
             etcd_environment(&[("ETCD_HEARTBEAT_INTERVAL", "soon")]),
         );
         assert!(bad.is_err(), "a bad value is the flag's error");
+    }
+
+    #[test]
+    fn etcd_flags_cairn_has_no_use_for_are_accepted_or_refused_with_the_reason() {
+        let parse = |args: &[&str]| {
+            Config::parse_with_etcd_environment(
+                std::iter::once("cairn").chain(args.iter().copied()),
+                Vec::new(),
+            )
+        };
+        let (_, warnings) = parse(&[
+            "--enable-pprof",
+            "--backend-batch-interval",
+            "10ms",
+            "--experimental-initial-corrupt-check=true",
+            "--enable-v2=false",
+            "--proxy=off",
+        ])
+        .unwrap();
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("--backend-batch-interval=10ms has no effect in Cairn: "));
+        let refused = parse(&["--force-new-cluster"]).unwrap_err().to_string();
+        assert!(
+            refused.contains("--force-new-cluster=true is not supported"),
+            "{refused}"
+        );
+        // Go's booleans never take a separate argument, and unknown flags still fail.
+        assert!(parse(&["--enable-pprof", "true"]).is_err());
+        assert!(parse(&["--no-such-flag"]).is_err());
     }
 
     #[test]

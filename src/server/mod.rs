@@ -5,6 +5,7 @@ mod bootstrap;
 pub mod compactor;
 pub mod config;
 mod error;
+mod etcd_flags;
 #[cfg(not(madsim))]
 mod http;
 pub mod identity;
