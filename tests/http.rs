@@ -2,7 +2,8 @@
 //! over HTTP/1.1 and HTTP/2: `/health`, `/livez`, `/readyz`, `/version` and `/metrics` with
 //! and without a leader; the metrics page parsed by a Prometheus text-format parser and its
 //! counters moving after puts; gRPC health; streams opened with `hasleader` ending once the
-//! leader is gone.
+//! leader is gone; and the rest of the operator surface: a member started from `ETCD_*`
+//! variables alone, JSON logs to several outputs.
 #![cfg(not(madsim))]
 
 mod common;
@@ -390,4 +391,33 @@ fn a_member_configured_only_by_etcd_environment_variables() {
         log.contains("--enable-pprof=true has no effect in Cairn"),
         "{log}"
     );
+}
+
+#[test]
+fn json_logs_go_to_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    let outputs = format!(
+        "--log-outputs=stderr,{},{}",
+        first.display(),
+        second.display()
+    );
+    let server = Server::start(&dir.path().join("data"), &["--log-format=json", &outputs]);
+    server.ok(&["put", "k", "v"]);
+    drop(server);
+    for path in [&first, &second, &dir.path().join("data.log")] {
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("{path:?}: {line}")))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|line| line["message"] == "ready to serve client requests"
+                    && line["level"] == "INFO"
+                    && line["etcd_version"] == "3.5.13"),
+            "{path:?}: {text}"
+        );
+    }
 }

@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
     let level = match config.log_level.as_str() {
         "debug" => "debug",
         "info" => "info",
@@ -19,29 +20,43 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let outputs = server::config::split_urls(&config.log_outputs);
+    let mut writer: Option<BoxMakeWriter> = None;
+    let mut to_terminal = false;
+    for output in &outputs {
+        let next = match output.as_str() {
+            "default" | "stderr" => {
+                to_terminal = std::io::stderr().is_terminal();
+                BoxMakeWriter::new(std::io::stderr)
+            }
+            "stdout" => {
+                to_terminal = std::io::stdout().is_terminal();
+                BoxMakeWriter::new(std::io::stdout)
+            }
+            path => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening --log-outputs {path}"))?;
+                BoxMakeWriter::new(std::sync::Mutex::new(file))
+            }
+        };
+        writer = Some(match writer {
+            None => next,
+            Some(earlier) => BoxMakeWriter::new(earlier.and(next)),
+        });
+    }
+    let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
+    // Colours only for a terminal that is the one output.
+    let ansi = to_terminal && outputs.len() == 1;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
-    match config.log_outputs.as_str() {
-        "default" | "stderr" => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .init(),
-        "stdout" => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .with_writer(std::io::stdout)
-            .init(),
-        path => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening --log-outputs {path}"))?;
-            builder
-                .with_writer(std::sync::Mutex::new(file))
-                .with_ansi(false)
-                .init()
-        }
+        .with_target(false)
+        .with_writer(writer);
+    match config.log_format.as_str() {
+        "json" => builder.json().flatten_event(true).init(),
+        _ => builder.with_ansi(ansi).init(),
     }
     Ok(())
 }

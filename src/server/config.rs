@@ -111,9 +111,13 @@ pub struct Config {
     /// Log level: debug, info, warn, error, panic, or fatal.
     #[arg(long, env = "CAIRN_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-    /// Where to write logs: 'default' or 'stderr' (stderr), 'stdout', or a file path.
+    /// Where to write logs, comma-separated: 'default' or 'stderr' (stderr), 'stdout', or
+    /// file paths; every line goes to each.
     #[arg(long, env = "CAIRN_LOG_OUTPUTS", default_value = "default")]
     pub log_outputs: String,
+    /// Log line format: 'console' (text) or 'json' (one object per line, as etcd's zap).
+    #[arg(long, env = "CAIRN_LOG_FORMAT", default_value = "console", value_parser = ["console", "json"])]
+    pub log_format: String,
     /// More URLs to serve /metrics and the health endpoints on (comma-separated), beside
     /// the client URLs, which always serve them.
     #[arg(long, env = "CAIRN_LISTEN_METRICS_URLS", default_value = "")]
