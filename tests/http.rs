@@ -14,6 +14,7 @@ use cairn::api::pb::etcdserverpb::{
 use cairn::api::pb::grpc_health_v1::{health_client::HealthClient, HealthCheckRequest};
 use common::cluster::Cluster;
 use common::{curl, free_port, grpc_channel, HttpReply, Server};
+use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -208,8 +209,6 @@ async fn open_watch(endpoint: &str, requires_leader: bool) -> tonic::Streaming<p
     assert!(created.created);
     stream
 }
-
-use futures::StreamExt;
 
 #[test]
 fn without_a_leader_health_fails_and_hasleader_streams_end() {

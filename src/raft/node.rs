@@ -255,7 +255,7 @@ impl RaftNode {
             && !membership.voter_ids().any(|id| id == self.config.member_id);
         let quorum_lost = quorum_lost(&metrics, self.config.election_timeout_ms);
         NodeStatus {
-            leader: metrics.current_leader.filter(|_| !quorum_lost),
+            leader: effective_leader(&metrics, self.config.election_timeout_ms),
             term: metrics.current_term,
             last_log_index: metrics.last_log_index.unwrap_or(0),
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
@@ -349,6 +349,17 @@ fn quorum_lost(metrics: &RaftMetrics<u64, MemberNode>, election_timeout_ms: u64)
             .is_some_and(|millis| millis > election_timeout_ms)
 }
 
+/// The leader this member reports: raft's, unless this member is a leader that lost its
+/// quorum (`quorum_lost`).
+fn effective_leader(
+    metrics: &RaftMetrics<u64, MemberNode>,
+    election_timeout_ms: u64,
+) -> Option<MemberId> {
+    metrics
+        .current_leader
+        .filter(|_| !quorum_lost(metrics, election_timeout_ms))
+}
+
 /// Election timeouts without a leader after which `hasleader` streams end (etcd's
 /// `maxNoLeaderCnt`).
 const LEADERLESS_ELECTIONS_MAX: u32 = 3;
@@ -367,11 +378,8 @@ async fn monitor_leader(
         if metrics.has_changed().is_err() {
             return;
         }
-        let has_leader = {
-            let metrics = metrics.borrow();
-            let election_timeout_ms = election_timeout.as_millis() as u64;
-            metrics.current_leader.is_some() && !quorum_lost(&metrics, election_timeout_ms)
-        };
+        let has_leader =
+            effective_leader(&metrics.borrow(), election_timeout.as_millis() as u64).is_some();
         if has_leader {
             leaderless = 0;
         } else {
