@@ -4,15 +4,18 @@
 mod auth;
 mod cluster;
 pub mod convert;
+mod election;
 mod error;
 mod grpc_health;
 mod health;
 pub mod http;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 pub mod metrics;
 mod peer;
+mod recipes;
 mod watch;
 
 pub mod pb {
@@ -43,9 +46,11 @@ pub mod pb {
 
 pub use auth::AuthService;
 pub use cluster::ClusterService;
+pub use election::ElectionService;
 pub use grpc_health::HealthService;
 pub use kv::KvService;
 pub use lease::LeaseService;
+pub use lock::LockService;
 pub use maintenance::MaintenanceService;
 pub use peer::{GrpcPeerTransport, PeerService, PEER_CONNECT_TIMEOUT, PEER_MESSAGE_BYTES_MAX};
 pub use watch::WatchService;

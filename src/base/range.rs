@@ -25,6 +25,11 @@ impl KeyRange {
         }
     }
 
+    /// Every key that starts with `prefix` (etcd's `WithPrefix`).
+    pub fn prefix(prefix: &[u8]) -> Self {
+        KeyRange::new(prefix.to_vec(), prefix_end(prefix))
+    }
+
     pub fn is_single_key(&self) -> bool {
         self.end.is_empty()
     }

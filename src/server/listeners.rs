@@ -1,4 +1,5 @@
-//! The gRPC listeners: etcd's six services on every client URL, the peer service on every
+//! The gRPC listeners: etcd's services (the six of etcdserverpb, Lock, Election, and gRPC
+//! health) on every client URL, the peer service on every
 //! peer URL. Each stops when the member shuts down.
 
 use super::error::StartError;
@@ -9,9 +10,12 @@ use crate::api::pb::etcdserverpb::{
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use crate::api::pb::grpc_health_v1::health_server::HealthServer;
+use crate::api::pb::v3electionpb::election_server::ElectionServer;
+use crate::api::pb::v3lockpb::lock_server::LockServer;
 use crate::api::{
-    AuthService, ClusterService, Context, HealthService, KvService, LeaseService,
-    MaintenanceService, PeerService, WatchService, GRPC_OVERHEAD_BYTES, PEER_MESSAGE_BYTES_MAX,
+    AuthService, ClusterService, Context, ElectionService, HealthService, KvService, LeaseService,
+    LockService, MaintenanceService, PeerService, WatchService, GRPC_OVERHEAD_BYTES,
+    PEER_MESSAGE_BYTES_MAX,
 };
 use crate::io::tls::ServerTls;
 use crate::io::SocketAddr;
@@ -91,6 +95,13 @@ pub async fn serve_clients(
         )
         .add_service(
             AuthServer::new(AuthService::new(context.clone())).max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            LockServer::new(LockService::new(context.clone())).max_decoding_message_size(bytes_max),
+        )
+        .add_service(
+            ElectionServer::new(ElectionService::new(context.clone()))
+                .max_decoding_message_size(bytes_max),
         )
         .add_service(HealthServer::new(HealthService));
     #[cfg(not(madsim))]
