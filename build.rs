@@ -1,5 +1,6 @@
 //! Compiles etcd's protocol files with protox (pure Rust, so no system `protoc`), then
-//! generates prost messages and madsim-tonic services from the descriptor set.
+//! generates prost messages, madsim-tonic services and (for the JSON gateway) serde impls
+//! from the descriptor set.
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,5 +28,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_protoc_run()
         .bytes(["."])
         .compile_protos(&files, &["proto"])?;
+    // The JSON gateway speaks grpc-gateway's JSON (proto field names, base64 bytes, 64-bit
+    // integers as strings, enums by name), which pbjson's serde impls implement.
+    pbjson_build::Builder::new()
+        .register_descriptors(&std::fs::read(&descriptor_path)?)?
+        .preserve_proto_field_names()
+        .build(&[
+            ".etcdserverpb",
+            ".mvccpb",
+            ".authpb",
+            ".v3lockpb",
+            ".v3electionpb",
+        ])?;
     Ok(())
 }

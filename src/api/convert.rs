@@ -7,7 +7,7 @@ use crate::apply::{
     Compare, CompareResult, CompareTarget, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
     RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
-use crate::base::{EtcdError, KeyRange};
+use crate::base::{EtcdError, KeyRange, Revision};
 use crate::mvcc::{Event, EventKind, KeyValue, RangeQuery, RangeResult, SortOrder, SortTarget};
 
 pub fn range_query(request: pb::RangeRequest) -> Result<RangeQuery, EtcdError> {
@@ -167,29 +167,73 @@ pub fn delete_response(
     }
 }
 
+/// A txn's response. As etcd's, only the outer header is a full one: a response inside
+/// carries just the revision the store had at that point of the txn (the one before it,
+/// plus one once something in it changed), and a nested txn's header is empty.
 pub fn txn_response(response: TxnResponse, header: Option<pb::ResponseHeader>) -> pb::TxnResponse {
-    use pb::response_op::Response;
-    let responses = response
-        .responses
-        .into_iter()
-        .map(|operation| pb::ResponseOp {
-            response: Some(match operation {
-                ResponseOp::Range(result) => {
-                    Response::ResponseRange(range_response(result, header))
-                }
-                ResponseOp::Put(put) => Response::ResponsePut(put_response(put, header)),
-                ResponseOp::Delete(delete) => {
-                    Response::ResponseDeleteRange(delete_response(delete, header))
-                }
-                ResponseOp::Txn(nested) => Response::ResponseTxn(txn_response(nested, header)),
-            }),
-        })
-        .collect();
+    let revision = header.as_ref().map_or(0, |header| header.revision);
+    let begin_revision = if changes_anything(&response) {
+        revision - 1
+    } else {
+        revision
+    };
+    let mut changed = false;
     pb::TxnResponse {
         header,
         succeeded: response.succeeded,
-        responses,
+        responses: operation_responses(response.responses, begin_revision, &mut changed),
     }
+}
+
+fn changes_anything(response: &TxnResponse) -> bool {
+    response.responses.iter().any(|operation| match operation {
+        ResponseOp::Range(_) => false,
+        ResponseOp::Put(_) => true,
+        ResponseOp::Delete(delete) => delete.deleted > 0,
+        ResponseOp::Txn(nested) => changes_anything(nested),
+    })
+}
+
+fn operation_responses(
+    operations: Vec<ResponseOp>,
+    begin_revision: Revision,
+    changed: &mut bool,
+) -> Vec<pb::ResponseOp> {
+    use pb::response_op::Response;
+    let at = |revision: Revision| {
+        Some(pb::ResponseHeader {
+            revision,
+            ..Default::default()
+        })
+    };
+    operations
+        .into_iter()
+        .map(|operation| {
+            let response = match operation {
+                ResponseOp::Range(result) => Response::ResponseRange(range_response(
+                    result,
+                    at(begin_revision + i64::from(*changed)),
+                )),
+                ResponseOp::Put(put) => {
+                    *changed = true;
+                    Response::ResponsePut(put_response(put, at(begin_revision + 1)))
+                }
+                ResponseOp::Delete(delete) => {
+                    *changed |= delete.deleted > 0;
+                    let header = at(begin_revision + i64::from(*changed));
+                    Response::ResponseDeleteRange(delete_response(delete, header))
+                }
+                ResponseOp::Txn(nested) => Response::ResponseTxn(pb::TxnResponse {
+                    header: Some(pb::ResponseHeader::default()),
+                    succeeded: nested.succeeded,
+                    responses: operation_responses(nested.responses, begin_revision, changed),
+                }),
+            };
+            pb::ResponseOp {
+                response: Some(response),
+            }
+        })
+        .collect()
 }
 
 pub fn event(event: Event) -> mvccpb::Event {

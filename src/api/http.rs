@@ -34,8 +34,16 @@ impl Answer {
         }
     }
 
+    pub fn with_body(status: u16, content_type: &str, body: Vec<u8>) -> Answer {
+        Answer {
+            status,
+            headers: vec![("content-type", content_type.to_string())],
+            body,
+        }
+    }
+
     /// Go's `http.Error`: plain text, a newline added, and `nosniff`.
-    fn error(status: u16, text: &str) -> Answer {
+    pub fn error(status: u16, text: &str) -> Answer {
         Answer {
             status,
             headers: vec![

@@ -2,7 +2,7 @@
 
 use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, lease_server::Lease};
-use super::{status, Context};
+use super::{next_message, status, Context, Inbound};
 use crate::apply::{Command, Outcome};
 use crate::base::{EtcdError, LEASE_TTL_SECONDS_MAX};
 use crate::raft::NodeError;
@@ -25,7 +25,7 @@ impl LeaseService {
     }
 }
 
-type KeepAliveStream =
+pub type KeepAliveStream =
     Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -88,54 +88,10 @@ impl Lease for LeaseService {
     ) -> Result<Response<KeepAliveStream>, Status> {
         self.context.admit(&request, false)?;
         let requires_leader = Context::requires_leader(&request);
-        let mut inbound = request.into_inner();
-        let (sender, receiver) = mpsc::channel(KEEPALIVE_RESPONSES_QUEUED_MAX);
-        let context = self.context.clone();
-        tokio::spawn(async move {
-            let leader_lost = context.until_leader_lost(requires_leader);
-            tokio::pin!(leader_lost);
-            loop {
-                let message = tokio::select! {
-                    message = inbound.message() => message,
-                    () = &mut leader_lost => {
-                        let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
-                        return;
-                    }
-                };
-                let request = match message {
-                    Ok(Some(request)) => request,
-                    // etcd ends the stream with OK once the client closes its side.
-                    Ok(None) => return,
-                    // Bytes that are not a LeaseKeepAliveRequest: end with the decoder's
-                    // error, never with OK.
-                    Err(status) => {
-                        let _ = sender.send(Err(status)).await;
-                        return;
-                    }
-                };
-                let response = match context.lessor.keep_alive(request.id).await {
-                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
-                        header: context.header(context.current_revision()),
-                        id: request.id,
-                        ttl,
-                    }),
-                    // etcd answers a keepalive for an unknown lease with TTL 0, not an error.
-                    Err(NodeError::Etcd(EtcdError::LeaseNotFound)) => {
-                        Ok(pb::LeaseKeepAliveResponse {
-                            header: context.header(context.current_revision()),
-                            id: request.id,
-                            ttl: 0,
-                        })
-                    }
-                    Err(error) => Err(status(error)),
-                };
-                let failed = response.is_err();
-                if sender.send(response).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(self.keep_alive_stream(
+            Box::pin(request.into_inner()),
+            requires_leader,
+        )))
     }
 
     async fn lease_time_to_live(
@@ -197,5 +153,63 @@ impl Lease for LeaseService {
             header: self.context.header(view.machine.store().current_revision()),
             leases,
         }))
+    }
+}
+
+impl LeaseService {
+    /// Serves one keepalive stream (from gRPC or the JSON gateway) on a task of its own.
+    pub fn keep_alive_stream(
+        &self,
+        mut inbound: Inbound<pb::LeaseKeepAliveRequest>,
+        requires_leader: bool,
+    ) -> KeepAliveStream {
+        let (sender, receiver) = mpsc::channel(KEEPALIVE_RESPONSES_QUEUED_MAX);
+
+        let context = self.context.clone();
+        tokio::spawn(async move {
+            let leader_lost = context.until_leader_lost(requires_leader);
+            tokio::pin!(leader_lost);
+            loop {
+                let message = tokio::select! {
+                    message = next_message(&mut inbound) => message,
+                    () = &mut leader_lost => {
+                        let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
+                        return;
+                    }
+                };
+                let request = match message {
+                    Ok(Some(request)) => request,
+                    // etcd ends the stream with OK once the client closes its side.
+                    Ok(None) => return,
+                    // Bytes that are not a LeaseKeepAliveRequest: end with the decoder's
+                    // error, never with OK.
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let response = match context.lessor.keep_alive(request.id).await {
+                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
+                        header: context.header(context.current_revision()),
+                        id: request.id,
+                        ttl,
+                    }),
+                    // etcd answers a keepalive for an unknown lease with TTL 0, not an error.
+                    Err(NodeError::Etcd(EtcdError::LeaseNotFound)) => {
+                        Ok(pb::LeaseKeepAliveResponse {
+                            header: context.header(context.current_revision()),
+                            id: request.id,
+                            ttl: 0,
+                        })
+                    }
+                    Err(error) => Err(status(error)),
+                };
+                let failed = response.is_err();
+                if sender.send(response).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(receiver))
     }
 }

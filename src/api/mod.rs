@@ -6,6 +6,7 @@ mod cluster;
 pub mod convert;
 mod election;
 mod error;
+pub mod gateway;
 mod grpc_health;
 mod health;
 pub mod http;
@@ -23,18 +24,23 @@ pub mod pb {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
     pub mod mvccpb {
         tonic::include_proto!("mvccpb");
+        include!(concat!(env!("OUT_DIR"), "/mvccpb.serde.rs"));
     }
     pub mod authpb {
         tonic::include_proto!("authpb");
+        include!(concat!(env!("OUT_DIR"), "/authpb.serde.rs"));
     }
     pub mod etcdserverpb {
         tonic::include_proto!("etcdserverpb");
+        include!(concat!(env!("OUT_DIR"), "/etcdserverpb.serde.rs"));
     }
     pub mod v3lockpb {
         tonic::include_proto!("v3lockpb");
+        include!(concat!(env!("OUT_DIR"), "/v3lockpb.serde.rs"));
     }
     pub mod v3electionpb {
         tonic::include_proto!("v3electionpb");
+        include!(concat!(env!("OUT_DIR"), "/v3electionpb.serde.rs"));
     }
     pub mod cairnpeerpb {
         tonic::include_proto!("cairnpeerpb");
@@ -77,6 +83,16 @@ pub const CLUSTER_VERSION: &str = "3.5.0";
 pub const CAIRN_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Bytes gRPC may add around the largest request (etcd's `grpcOverheadBytes`).
 pub use crate::base::limits::GRPC_OVERHEAD_BYTES;
+
+/// The requests of a client stream: a gRPC stream, or the JSON gateway's decoded body.
+pub type Inbound<T> =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The next request of a client stream; None once the client closed its side.
+pub async fn next_message<T>(inbound: &mut Inbound<T>) -> Result<Option<T>, Status> {
+    use tokio_stream::StreamExt;
+    inbound.next().await.transpose()
+}
 
 /// Everything a service needs, shared by all of them.
 #[derive(Clone)]

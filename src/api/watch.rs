@@ -5,7 +5,7 @@
 
 use super::pb::etcdserverpb::{self as pb, watch_server::Watch};
 use super::pb::mvccpb;
-use super::{convert, status, Context};
+use super::{convert, next_message, status, Context, Inbound};
 use crate::base::metrics::{Gauge, GaugeGuard};
 use crate::base::{EtcdError, KeyRange};
 use crate::io::clock;
@@ -27,7 +27,7 @@ impl WatchService {
     }
 }
 
-type ResponseStream =
+pub type ResponseStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>>;
 type Sender = mpsc::Sender<Result<pb::WatchResponse, Status>>;
 
@@ -41,24 +41,37 @@ impl Watch for WatchService {
     ) -> Result<Response<ResponseStream>, Status> {
         self.context.admit(&request, false)?;
         let requires_leader = Context::requires_leader(&request);
+        Ok(Response::new(
+            self.open(Box::pin(request.into_inner()), requires_leader),
+        ))
+    }
+}
+
+impl WatchService {
+    /// Serves one watch stream (from gRPC or the JSON gateway) on a task of its own.
+    pub fn open(
+        &self,
+        inbound: Inbound<pb::WatchRequest>,
+        requires_leader: bool,
+    ) -> ResponseStream {
         let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
         let context = self.context.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = serve_stream(context.clone(), request.into_inner(), sender.clone()) => {}
+                () = serve_stream(context.clone(), inbound, sender.clone()) => {}
                 () = context.until_leader_lost(requires_leader) => {
                     let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Box::pin(ReceiverStream::new(receiver))
     }
 }
 
 /// The client went away; the stream's task ends.
 struct Closed;
 
-async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>, sender: Sender) {
+async fn serve_stream(context: Context, mut inbound: Inbound<pb::WatchRequest>, sender: Sender) {
     let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
     let metrics = context.node.metrics().clone();
     let _stream_open = GaugeGuard::new(&metrics.watch_streams);
@@ -99,7 +112,7 @@ async fn serve_stream(context: Context, mut inbound: Streaming<pb::WatchRequest>
             }
         }
         tokio::select! {
-            message = inbound.message(), if requests_open => {
+            message = next_message(&mut inbound), if requests_open => {
                 let request = match message {
                     Ok(Some(request)) => request,
                     // The client closed its sending side (grpcurl, scripts that send one

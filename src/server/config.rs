@@ -125,6 +125,9 @@ pub struct Config {
     /// 'extensive' adds gRPC handling-time histograms to 'basic'.
     #[arg(long, env = "CAIRN_METRICS", default_value = "basic", value_parser = ["basic", "extensive"])]
     pub metrics: String,
+    /// Serve etcd's JSON gateway (`/v3/...`) on the client URLs.
+    #[arg(long, env = "CAIRN_ENABLE_GRPC_GATEWAY", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub enable_grpc_gateway: bool,
     #[command(flatten)]
     pub tls: super::tls::TlsFlags,
 }

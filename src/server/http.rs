@@ -4,7 +4,8 @@
 //! and with `--metrics extensive` `grpc_server_handling_seconds`) and passed to the
 //! services. The same layer serves `--listen-metrics-urls`, where there are no services.
 
-use crate::api::http::{answer, Endpoints};
+use crate::api::gateway;
+use crate::api::http::{answer, Answer, Endpoints};
 use crate::api::metrics::Detail;
 use crate::api::Context;
 use crate::base::metrics::Metrics;
@@ -22,7 +23,7 @@ use tonic::body::Body;
 pub struct HttpLayer {
     pub context: Context,
     pub endpoints: Endpoints,
-    pub detail: Detail,
+    pub options: super::listeners::HttpOptions,
 }
 
 impl<S> tower_layer::Layer<S> for HttpLayer {
@@ -68,7 +69,7 @@ where
             let call = GrpcCall::start(
                 self.layer.context.node.metrics().clone(),
                 request.uri().path(),
-                self.layer.detail,
+                self.layer.options.detail,
             );
             let response = self.grpc.call(request);
             return Box::pin(async move {
@@ -82,27 +83,104 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let path = request.uri().path();
-            let query = request.uri().query().unwrap_or("");
-            let method = request.method().as_str();
-            let answer = answer(
-                &layer.context,
-                layer.endpoints,
-                layer.detail,
-                method,
-                path,
-                query,
-            )
-            .await;
-            let mut response = Response::builder().status(answer.status);
-            for (name, value) in answer.headers {
-                response = response.header(name, value);
+            if layer.serves_gateway(path)
+                && gateway::is_streaming(path)
+                && request.method() == http::Method::POST
+            {
+                return Ok(gateway_stream(&layer.context, request).await);
             }
-            let body = Body::new(http_body_util::Full::new(Bytes::from(answer.body)));
-            Ok(response
-                .body(body)
-                .expect("status codes and header names here are valid"))
+            let answer = if layer.serves_gateway(request.uri().path()) {
+                gateway_answer(&layer.context, request).await
+            } else {
+                let path = request.uri().path();
+                let query = request.uri().query().unwrap_or("");
+                let method = request.method().as_str();
+                let detail = layer.options.detail;
+                answer(&layer.context, layer.endpoints, detail, method, path, query).await
+            };
+            Ok(into_response(answer))
         })
     }
+}
+
+impl HttpLayer {
+    fn serves_gateway(&self, path: &str) -> bool {
+        self.options.gateway
+            && self.endpoints == Endpoints::Client
+            && path.starts_with(gateway::PREFIX)
+    }
+}
+
+/// A streaming gateway route: requests decoded from the body as it arrives, responses
+/// written as JSON lines as they come.
+async fn gateway_stream(context: &Context, request: Request<Body>) -> Response<Body> {
+    use futures::StreamExt;
+    let path = request.uri().path().to_string();
+    let chunks = http_body_util::BodyDataStream::new(request.into_body());
+    let chunks = Box::pin(chunks.map(|chunk| {
+        chunk.map_err(|read_error| {
+            tonic::Status::cancelled(format!("cairn: reading the body: {read_error}"))
+        })
+    }));
+    match gateway::stream(context, &path, chunks).await {
+        Ok(lines) => {
+            let frames =
+                lines.map(|line| Ok::<_, std::convert::Infallible>(http_body::Frame::data(line)));
+            Response::builder()
+                .status(200)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::new(http_body_util::StreamBody::new(frames)))
+                .expect("a fixed status and header are valid")
+        }
+        Err(answer) => into_response(answer),
+    }
+}
+
+fn into_response(answer: Answer) -> Response<Body> {
+    let mut response = Response::builder().status(answer.status);
+    for (name, value) in answer.headers {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::new(http_body_util::Full::new(Bytes::from(
+            answer.body,
+        ))))
+        .expect("status codes and header names here are valid")
+}
+
+/// Reads the body (at most what a gRPC request may carry) and answers the gateway route.
+async fn gateway_answer(context: &Context, request: Request<Body>) -> Answer {
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let bytes_max = context.limits.request_bytes_max + crate::api::GRPC_OVERHEAD_BYTES;
+    let body = match http_body_util::Limited::new(body, bytes_max)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(read_error) => {
+            // grpc-go's words for a message over the limit, as etcd's gateway relays them.
+            let status = if read_error.is::<http_body_util::LengthLimitError>() {
+                tonic::Status::resource_exhausted(format!(
+                    "grpc: received message larger than max (more than {bytes_max} bytes)"
+                ))
+            } else {
+                tonic::Status::invalid_argument(format!("cairn: reading the body: {read_error}"))
+            };
+            return gateway::error(&status);
+        }
+    };
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let request = gateway::GatewayRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        authorization,
+        body: &body,
+    };
+    gateway::answer(context, &request).await
 }
 
 /// The services whose calls are counted (others are answered Unimplemented by tonic and

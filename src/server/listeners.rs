@@ -24,6 +24,15 @@ use tokio::task::JoinHandle;
 
 pub type Listener = JoinHandle<Result<(), tonic::transport::Error>>;
 
+/// What a client listener serves over HTTP beside gRPC.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    /// How much `/metrics` shows (`--metrics`).
+    pub detail: Detail,
+    /// Whether `/v3/...` is etcd's JSON gateway (`--enable-grpc-gateway`).
+    pub gateway: bool,
+}
+
 /// Whether a listen URL is served with TLS.
 pub fn is_https(url: &str) -> bool {
     url.starts_with("https://")
@@ -56,7 +65,7 @@ pub async fn serve_clients(
     context: &Context,
     address: SocketAddr,
     tls: Option<ServerTls>,
-    detail: Detail,
+    http: HttpOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<Listener, StartError> {
     let bytes_max = context.limits.request_bytes_max + GRPC_OVERHEAD_BYTES;
@@ -66,11 +75,11 @@ pub async fn serve_clients(
         .layer(super::http::HttpLayer {
             context: context.clone(),
             endpoints: crate::api::http::Endpoints::Client,
-            detail,
+            options: http,
         });
     #[cfg(madsim)]
     let mut builder = {
-        let _ = detail;
+        let _ = http;
         tonic::transport::Server::builder()
     };
     let router = builder
@@ -142,7 +151,10 @@ pub async fn serve_metrics(
             .layer(super::http::HttpLayer {
                 context: context.clone(),
                 endpoints: crate::api::http::Endpoints::Metrics,
-                detail,
+                options: HttpOptions {
+                    detail,
+                    gateway: false,
+                },
             })
             .add_routes(tonic::service::Routes::default());
         let incoming = bind(address, tls, "metrics").await?;

@@ -269,13 +269,16 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         "extensive" => Detail::Extensive,
         _ => Detail::Basic,
     };
+    let http = listeners::HttpOptions {
+        detail,
+        gateway: config.enable_grpc_gateway,
+    };
     for url in split_urls(&config.listen_client_urls) {
         let tls = listeners::is_https(&url)
             .then(|| member_tls.clients.clone())
             .flatten();
         let address = socket_address(&url)?;
-        listeners
-            .push(listeners::serve_clients(&context, address, tls, detail, stop.clone()).await?);
+        listeners.push(listeners::serve_clients(&context, address, tls, http, stop.clone()).await?);
         tracing::info!(%url, "serving client requests");
     }
     for url in split_urls(&config.listen_metrics_urls) {
