@@ -41,13 +41,10 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignResponse>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let context = &self.context;
-        let lease = recipes::session_lease(context, request.lease).await?;
-        let prefix = recipes::prefix_of(&request.name);
-        let key = recipes::waiter_key(&prefix, lease);
+        let recipes::Waiter { lease, prefix, key } =
+            recipes::Waiter::join(context, &request.name, request.lease).await?;
         let value = Bytes::from(request.value);
         let enter = recipes::create_unless_exists(
             &key,
@@ -92,9 +89,7 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::ProclaimRequest>,
     ) -> Result<Response<pb::ProclaimResponse>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let leader = request
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
@@ -112,9 +107,7 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<pb::LeaderResponse>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let prefix = recipes::prefix_of(&request.name);
         let (result, revision) =
             recipes::get(&self.context, &recipes::first_created(&prefix)).await?;
@@ -134,9 +127,7 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<ObserveStream>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let prefix = recipes::prefix_of(&request.name);
         let (sender, receiver) = mpsc::channel(OBSERVE_RESPONSES_QUEUED_MAX);
         let context = self.context.clone();
@@ -153,9 +144,7 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let leader = request
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;

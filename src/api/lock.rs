@@ -24,13 +24,10 @@ impl Lock for LockService {
         &self,
         request: Request<pb::LockRequest>,
     ) -> Result<Response<pb::LockResponse>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let context = &self.context;
-        let lease = recipes::session_lease(context, request.lease).await?;
-        let prefix = recipes::prefix_of(&request.name);
-        let key = recipes::waiter_key(&prefix, lease);
+        let recipes::Waiter { lease, prefix, key } =
+            recipes::Waiter::join(context, &request.name, request.lease).await?;
         // etcd's `tryAcquire`: join the waiters unless this lease already has (a second
         // Lock on the same lease and name gets the same key), and read the holder.
         let acquire = recipes::create_unless_exists(
@@ -74,9 +71,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::UnlockResponse>, Status> {
-        self.context.admit(&request, false)?;
-        let request = request.into_inner();
-        self.context.check_size(&request)?;
+        let request = self.context.accept(request)?;
         let revision = recipes::delete(&self.context, request.key).await?;
         Ok(Response::new(pb::UnlockResponse {
             header: self.context.header(revision),

@@ -181,6 +181,14 @@ impl Context {
         Ok(())
     }
 
+    /// The message of a request that writes, once `admit` and `check_size` let it in.
+    pub fn accept<T: prost::Message>(&self, request: tonic::Request<T>) -> Result<T, Status> {
+        self.admit(&request, false)?;
+        let message = request.into_inner();
+        self.check_size(&message)?;
+        Ok(message)
+    }
+
     /// etcd refuses requests over `--max-request-bytes` before they reach raft.
     pub fn check_size(&self, message: &impl prost::Message) -> Result<(), Status> {
         if message.encoded_len() > self.limits.request_bytes_max {

@@ -38,6 +38,23 @@ pub fn client_error(server_status: Status) -> Status {
     Status::unknown(server_status.message().to_string())
 }
 
+/// Who waits on a name: the session's lease, the name's prefix, and the waiter's key.
+pub struct Waiter {
+    pub lease: LeaseId,
+    pub prefix: Bytes,
+    pub key: Bytes,
+}
+
+impl Waiter {
+    /// A session on `lease` (granted when 0) waiting on `name`.
+    pub async fn join(context: &Context, name: &[u8], lease: LeaseId) -> Result<Waiter, Status> {
+        let lease = session_lease(context, lease).await?;
+        let prefix = prefix_of(name);
+        let key = waiter_key(&prefix, lease);
+        Ok(Waiter { lease, prefix, key })
+    }
+}
+
 /// The concurrency prefix of a lock or election name.
 pub fn prefix_of(name: &[u8]) -> Bytes {
     let mut prefix = name.to_vec();
