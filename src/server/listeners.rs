@@ -25,6 +25,8 @@ use tokio::task::JoinHandle;
 pub type Listener = JoinHandle<Result<(), tonic::transport::Error>>;
 
 /// What a client listener serves over HTTP beside gRPC.
+// madsim has no HTTP: the simulation build carries these options but never reads them.
+#[cfg_attr(madsim, allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub struct HttpOptions {
     /// How much `/metrics` shows (`--metrics`).
