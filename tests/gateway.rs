@@ -231,3 +231,51 @@ fn etcd3gw_test_suite_passes() {
         "etcd3gw skipped tests: {summary:?}"
     );
 }
+
+#[test]
+fn cors_host_whitelist_and_v3beta_as_etcd() {
+    let (_dir, open) = start(&[]);
+    let range = post(&open, "/v3beta/kv/range", r#"{"key":"Zm9v"}"#);
+    assert_eq!(range.status, 200, "/v3beta/ is served as /v3/: {range:?}");
+    assert_eq!(range.header("access-control-allow-origin"), Some("*"));
+    let preflight = curl(&[
+        "-X",
+        "OPTIONS",
+        &format!("http://{}/v3/kv/range", open.endpoint),
+    ]);
+    assert_eq!(preflight.status, 200);
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("accept, content-type, authorization")
+    );
+    drop(open);
+
+    let (_dir, strict) = start(&[
+        "--host-whitelist=cairn.example",
+        "--cors=https://app.example",
+    ]);
+    let url = format!("http://{}/health", strict.endpoint);
+    let refused = curl(&[&url]);
+    assert_eq!(refused.status, 421, "{refused:?}");
+    assert!(refused.body.contains("DNS Rebinding"));
+    let listed = curl(&[
+        "-H",
+        "Host: cairn.example:2379",
+        "-H",
+        "Origin: https://app.example",
+        &url,
+    ]);
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let other_origin = curl(&[
+        "-H",
+        "Host: cairn.example",
+        "-H",
+        "Origin: https://evil.example",
+        &url,
+    ]);
+    assert_eq!(other_origin.header("access-control-allow-origin"), None);
+}

@@ -240,3 +240,115 @@ mod tests {
             .contains(&("x-content-type-options", "nosniff".to_string())));
     }
 }
+
+/// etcd's access controller for HTTP on client URLs: `--cors` (origins sent
+/// `Access-Control-Allow-*` headers) and `--host-whitelist` (Host names a plain-HTTP request
+/// may carry, against DNS rebinding). An empty list or `*` allows all, as etcd's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessControl {
+    cors: Vec<String>,
+    hosts: Vec<String>,
+}
+
+impl AccessControl {
+    /// From the comma-separated flag values.
+    pub fn from_flags(cors: &str, host_whitelist: &str) -> AccessControl {
+        let list = |value: &str| {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        AccessControl {
+            cors: list(cors),
+            hosts: list(host_whitelist),
+        }
+    }
+
+    fn allows(list: &[String], value: &str) -> bool {
+        list.is_empty() || list.iter().any(|item| item == "*" || item == value)
+    }
+
+    /// The CORS headers for a request from `origin`: `*` when every origin is allowed, the
+    /// origin itself when it is listed, none otherwise.
+    pub fn cors_headers(&self, origin: Option<&str>) -> Vec<(&'static str, String)> {
+        let allowed = if Self::allows(&self.cors, "*") {
+            "*"
+        } else {
+            match origin {
+                Some(origin) if Self::allows(&self.cors, origin) => origin,
+                _ => return Vec::new(),
+            }
+        };
+        vec![
+            (
+                "access-control-allow-methods",
+                "POST, GET, OPTIONS, PUT, DELETE".to_string(),
+            ),
+            ("access-control-allow-origin", allowed.to_string()),
+            (
+                "access-control-allow-headers",
+                "accept, content-type, authorization".to_string(),
+            ),
+        ]
+    }
+
+    /// None when a plain-HTTP request with this `Host` header may proceed; else etcd's 421.
+    pub fn refuse_host(&self, host_header: &str) -> Option<Answer> {
+        let host = match host_header.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => host,
+            _ => host_header,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if Self::allows(&self.hosts, host) {
+            return None;
+        }
+        tracing::warn!(
+            host,
+            "rejecting HTTP request to prevent DNS rebinding attacks"
+        );
+        Some(Answer::error(
+            421,
+            &format!(
+                "\netcd received your request, but the Host header was unrecognized.\n\n\
+                 To fix this, choose one of the following options:\n\
+                 - Enable TLS, then any HTTPS request will be allowed.\n\
+                 - Add the hostname you want to use to the whitelist in settings.\n  \
+                 - e.g. etcd --host-whitelist {host:?}\n\n\
+                 This requirement has been added to help prevent \"DNS Rebinding\" attacks (CVE-2018-5702).\n"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+
+    #[test]
+    fn cors_and_host_whitelist_follow_etcds_rules() {
+        let open = AccessControl::from_flags("*", "*");
+        assert_eq!(open.cors_headers(None)[1].1, "*");
+        assert!(open.refuse_host("evil.example:2379").is_none());
+        let strict = AccessControl::from_flags("https://app.example", "cairn.example,127.0.0.1");
+        assert_eq!(
+            strict.cors_headers(Some("https://app.example"))[1].1,
+            "https://app.example"
+        );
+        assert!(strict
+            .cors_headers(Some("https://other.example"))
+            .is_empty());
+        assert!(strict.refuse_host("cairn.example:2379").is_none());
+        assert!(strict.refuse_host("127.0.0.1").is_none());
+        let refused = strict.refuse_host("rebind.example:2379").unwrap();
+        assert_eq!(refused.status, 421);
+        assert!(String::from_utf8(refused.body)
+            .unwrap()
+            .contains("etcd --host-whitelist \"rebind.example\""));
+        assert!(AccessControl::from_flags("", "")
+            .refuse_host("any")
+            .is_none());
+    }
+}

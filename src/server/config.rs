@@ -125,6 +125,14 @@ pub struct Config {
     /// 'extensive' adds gRPC handling-time histograms to 'basic'.
     #[arg(long, env = "CAIRN_METRICS", default_value = "basic", value_parser = ["basic", "extensive"])]
     pub metrics: String,
+    /// Origins allowed cross-origin requests to the HTTP endpoints and the gateway
+    /// (comma-separated; empty or * allows all).
+    #[arg(long, env = "CAIRN_CORS", default_value = "*")]
+    pub cors: String,
+    /// Host names a plain-HTTP request may carry (comma-separated; empty or * allows all),
+    /// against DNS rebinding.
+    #[arg(long, env = "CAIRN_HOST_WHITELIST", default_value = "*")]
+    pub host_whitelist: String,
     /// Serve etcd's JSON gateway (`/v3/...`) on the client URLs.
     #[arg(long, env = "CAIRN_ENABLE_GRPC_GATEWAY", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub enable_grpc_gateway: bool,

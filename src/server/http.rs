@@ -24,6 +24,8 @@ pub struct HttpLayer {
     pub context: Context,
     pub endpoints: Endpoints,
     pub options: super::listeners::HttpOptions,
+    /// Whether the listener is TLS (the Host check applies to plain HTTP only).
+    pub secure: bool,
 }
 
 impl<S> tower_layer::Layer<S> for HttpLayer {
@@ -81,26 +83,86 @@ where
             });
         }
         let layer = self.layer.clone();
-        Box::pin(async move {
-            let path = request.uri().path();
-            if layer.serves_gateway(path)
-                && gateway::is_streaming(path)
-                && request.method() == http::Method::POST
-            {
-                return Ok(gateway_stream(&layer.context, request).await);
-            }
-            let answer = if layer.serves_gateway(request.uri().path()) {
-                gateway_answer(&layer.context, request).await
-            } else {
-                let path = request.uri().path();
-                let query = request.uri().query().unwrap_or("");
-                let method = request.method().as_str();
-                let detail = layer.options.detail;
-                answer(&layer.context, layer.endpoints, detail, method, path, query).await
-            };
-            Ok(into_response(answer))
-        })
+        Box::pin(async move { Ok(serve_http(layer, request).await) })
     }
+}
+
+/// etcd's access controller around the HTTP answers of a client URL: `/v3beta/` served as
+/// `/v3/`, the Host header checked against `--host-whitelist` on plain HTTP, CORS headers
+/// per `--cors`, and OPTIONS (a CORS preflight) answered with 200.
+async fn serve_http(layer: HttpLayer, mut request: Request<Body>) -> Response<Body> {
+    let Some(access) = layer.options.access.clone() else {
+        return route(&layer, request).await;
+    };
+    if let Some(rest) = request.uri().path().strip_prefix("/v3beta/") {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("/v3/{rest}?{query}"),
+            None => format!("/v3/{rest}"),
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(rewritten) = path_and_query.parse() {
+            parts.path_and_query = Some(rewritten);
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    if !layer.secure {
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| {
+                request
+                    .uri()
+                    .authority()
+                    .map(|authority| authority.as_str())
+            })
+            .unwrap_or("");
+        if let Some(refused) = access.refuse_host(host) {
+            return into_response(refused);
+        }
+    }
+    let origin = request
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|value| value.to_str().ok());
+    let cors = access.cors_headers(origin);
+    let mut response = if request.method() == http::Method::OPTIONS {
+        into_response(Answer::with_body(
+            200,
+            "text/plain; charset=utf-8",
+            Vec::new(),
+        ))
+    } else {
+        route(&layer, request).await
+    };
+    for (name, value) in cors {
+        if let Ok(value) = value.parse() {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// The gateway, or etcd's HTTP endpoints.
+async fn route(layer: &HttpLayer, request: Request<Body>) -> Response<Body> {
+    let path = request.uri().path();
+    if layer.serves_gateway(path)
+        && gateway::is_streaming(path)
+        && request.method() == http::Method::POST
+    {
+        return gateway_stream(&layer.context, request).await;
+    }
+    let answer = if layer.serves_gateway(path) {
+        gateway_answer(&layer.context, request).await
+    } else {
+        let query = request.uri().query().unwrap_or("");
+        let method = request.method().as_str();
+        let detail = layer.options.detail;
+        answer(&layer.context, layer.endpoints, detail, method, path, query).await
+    };
+    into_response(answer)
 }
 
 impl HttpLayer {

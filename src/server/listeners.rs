@@ -27,12 +27,14 @@ pub type Listener = JoinHandle<Result<(), tonic::transport::Error>>;
 /// What a client listener serves over HTTP beside gRPC.
 // madsim has no HTTP: the simulation build carries these options but never reads them.
 #[cfg_attr(madsim, allow(dead_code))]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// How much `/metrics` shows (`--metrics`).
     pub detail: Detail,
     /// Whether `/v3/...` is etcd's JSON gateway (`--enable-grpc-gateway`).
     pub gateway: bool,
+    /// `--cors` and `--host-whitelist`; None on metrics URLs, which etcd serves without.
+    pub access: Option<std::sync::Arc<crate::api::http::AccessControl>>,
 }
 
 /// Whether a listen URL is served with TLS.
@@ -78,6 +80,7 @@ pub async fn serve_clients(
             context: context.clone(),
             endpoints: crate::api::http::Endpoints::Client,
             options: http,
+            secure: tls.is_some(),
         });
     #[cfg(madsim)]
     let mut builder = {
@@ -156,7 +159,9 @@ pub async fn serve_metrics(
                 options: HttpOptions {
                     detail,
                     gateway: false,
+                    access: None,
                 },
+                secure: tls.is_some(),
             })
             .add_routes(tonic::service::Routes::default());
         let incoming = bind(address, tls, "metrics").await?;

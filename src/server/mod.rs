@@ -272,13 +272,18 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     let http = listeners::HttpOptions {
         detail,
         gateway: config.enable_grpc_gateway,
+        access: Some(std::sync::Arc::new(
+            crate::api::http::AccessControl::from_flags(&config.cors, &config.host_whitelist),
+        )),
     };
     for url in split_urls(&config.listen_client_urls) {
         let tls = listeners::is_https(&url)
             .then(|| member_tls.clients.clone())
             .flatten();
         let address = socket_address(&url)?;
-        listeners.push(listeners::serve_clients(&context, address, tls, http, stop.clone()).await?);
+        listeners.push(
+            listeners::serve_clients(&context, address, tls, http.clone(), stop.clone()).await?,
+        );
         tracing::info!(%url, "serving client requests");
     }
     for url in split_urls(&config.listen_metrics_urls) {
