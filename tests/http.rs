@@ -2,7 +2,7 @@
 //! over HTTP/1.1 and HTTP/2: `/health`, `/livez`, `/readyz`, `/version` and `/metrics` with
 //! and without a leader; the metrics page parsed by a Prometheus text-format parser and its
 //! counters moving after puts; gRPC health; streams opened with `hasleader` ending once the
-//! leader is gone; and the rest of the operator surface: a member started from `ETCD_*`
+//! leader is gone; and the rest of the operator surface: a member started from an etcd YAML file or `ETCD_*`
 //! variables alone, JSON logs to several outputs.
 #![cfg(not(madsim))]
 
@@ -345,49 +345,114 @@ fn an_isolated_leader_steps_down_as_etcds_does() {
     });
 }
 
-#[test]
-fn a_member_configured_only_by_etcd_environment_variables() {
-    let dir = tempfile::tempdir().unwrap();
-    let (client_port, peer_port, metrics_port) = (free_port(), free_port(), free_port());
-    let client_url = format!("http://127.0.0.1:{client_port}");
-    let peer_url = format!("http://127.0.0.1:{peer_port}");
-    let log = std::fs::File::create(dir.path().join("member.log")).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+/// Starts a member that gets every setting from `configure`, waits until its metrics URL
+/// answers, and returns `etcdctl member list` and its log once it is stopped.
+fn run_configured_member(
+    dir: &std::path::Path,
+    configure: impl FnOnce(&mut std::process::Command, &MemberUrls),
+) -> (String, String) {
+    let urls = MemberUrls {
+        client: format!("http://127.0.0.1:{}", free_port()),
+        peer: format!("http://127.0.0.1:{}", free_port()),
+        metrics: format!("http://127.0.0.1:{}", free_port()),
+    };
+    let log = std::fs::File::create(dir.join("member.log")).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command
         .env_clear()
-        .env("ETCD_NAME", "from-env")
-        .env("ETCD_DATA_DIR", dir.path().join("data"))
-        .env("ETCD_LISTEN_CLIENT_URLS", &client_url)
-        .env("ETCD_ADVERTISE_CLIENT_URLS", &client_url)
-        .env("ETCD_LISTEN_PEER_URLS", &peer_url)
-        .env("ETCD_INITIAL_ADVERTISE_PEER_URLS", &peer_url)
-        .env("ETCD_INITIAL_CLUSTER", format!("from-env={peer_url}"))
-        .env(
-            "ETCD_LISTEN_METRICS_URLS",
-            format!("http://127.0.0.1:{metrics_port}"),
-        )
-        .env("ETCD_ENABLE_PPROF", "true")
         .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let health = format!("http://127.0.0.1:{metrics_port}/health");
+        .stderr(log);
+    configure(&mut command, &urls);
+    let mut child = command.spawn().unwrap();
+    let health = format!("{}/health", urls.metrics);
     let deadline = Instant::now() + Duration::from_secs(30);
     while get(&health).status != 200 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let endpoint = format!("127.0.0.1:{client_port}");
-    let members = common::etcdctl(&endpoint, &["member", "list"], None);
+    let endpoint = urls.client.trim_start_matches("http://");
+    let members = common::etcdctl(endpoint, &["member", "list"], None);
     let _ = child.kill();
     let _ = child.wait();
-    let log = std::fs::read_to_string(dir.path().join("member.log")).unwrap();
     assert_eq!(get(&health).status, 0, "stopped");
-    let members = String::from_utf8_lossy(&members.stdout).to_string();
-    assert!(
-        members.contains(&format!("from-env, {peer_url}, {client_url}")),
-        "{members}\n{log}"
-    );
+    let log = std::fs::read_to_string(dir.join("member.log")).unwrap();
+    (String::from_utf8_lossy(&members.stdout).to_string(), log)
+}
+
+struct MemberUrls {
+    client: String,
+    peer: String,
+    metrics: String,
+}
+
+#[test]
+fn a_member_configured_only_by_etcd_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut expected = String::new();
+    let (members, log) = run_configured_member(dir.path(), |command, urls| {
+        expected = format!("from-env, {}, {}", urls.peer, urls.client);
+        command
+            .env("ETCD_NAME", "from-env")
+            .env("ETCD_DATA_DIR", &data)
+            .env("ETCD_LISTEN_CLIENT_URLS", &urls.client)
+            .env("ETCD_ADVERTISE_CLIENT_URLS", &urls.client)
+            .env("ETCD_LISTEN_PEER_URLS", &urls.peer)
+            .env("ETCD_INITIAL_ADVERTISE_PEER_URLS", &urls.peer)
+            .env("ETCD_INITIAL_CLUSTER", format!("from-env={}", urls.peer))
+            .env("ETCD_LISTEN_METRICS_URLS", &urls.metrics)
+            .env("ETCD_ENABLE_PPROF", "true");
+    });
+    assert!(members.contains(&expected), "{members}\n{log}");
     assert!(
         log.contains("--enable-pprof=true has no effect in Cairn"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_member_configured_only_by_an_etcd_yaml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("etcd.conf.yml");
+    let data = dir.path().join("data");
+    let mut expected = String::new();
+    let (members, log) = run_configured_member(dir.path(), |command, urls| {
+        expected = format!("from-file, {}, {}", urls.peer, urls.client);
+        let yaml = format!(
+            "# as etcd's etcd.conf.yml.sample writes it\n\
+             name: 'from-file'\n\
+             data-dir: {data}\n\
+             listen-client-urls: {client}\n\
+             advertise-client-urls: {client}\n\
+             listen-peer-urls: {peer}\n\
+             initial-advertise-peer-urls: {peer}\n\
+             initial-cluster: from-file={peer}\n\
+             initial-cluster-state: 'new'\n\
+             listen-metrics-urls: {metrics}\n\
+             heartbeat-interval: 100\n\
+             enable-pprof: true\n\
+             log-outputs: [stderr]\n\
+             wal-dir:\n\
+             client-transport-security:\n  client-cert-auth: false\n  auto-tls: false\n\
+             peer-transport-security:\n  trusted-ca-file:\n",
+            data = data.display(),
+            client = urls.client,
+            peer = urls.peer,
+            metrics = urls.metrics,
+        );
+        std::fs::write(&file, yaml).unwrap();
+        // Flags and variables beside the file are ignored, as etcd ignores them.
+        command
+            .arg(format!("--config-file={}", file.display()))
+            .arg("--name=ignored-flag")
+            .env("ETCD_NAME", "ignored-variable");
+    });
+    assert!(members.contains(&expected), "{members}\n{log}");
+    assert!(
+        log.contains("--enable-pprof=true has no effect in Cairn"),
+        "{log}"
+    );
+    assert!(
+        log.contains("other command line flags and environment variables are ignored"),
         "{log}"
     );
 }

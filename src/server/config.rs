@@ -133,6 +133,10 @@ pub struct Config {
     /// against DNS rebinding.
     #[arg(long, env = "CAIRN_HOST_WHITELIST", default_value = "*")]
     pub host_whitelist: String,
+    /// etcd's YAML configuration file; when given, other flags and environment variables
+    /// are ignored, as etcd does.
+    #[arg(long, env = "CAIRN_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
     /// Serve etcd's JSON gateway (`/v3/...`) on the client URLs.
     #[arg(long, env = "CAIRN_ENABLE_GRPC_GATEWAY", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub enable_grpc_gateway: bool,
@@ -151,7 +155,48 @@ impl Config {
     /// `environment` (`ETCD_LISTEN_CLIENT_URLS` for `--listen-client-urls`), then defaults,
     /// so etcd's unit files and container setups run unchanged. An `ETCD_*` variable that
     /// names no flag is a warning, as etcd makes it.
+    ///
+    /// With `--config-file` (or `ETCD_CONFIG_FILE`), the settings come from etcd's YAML file
+    /// alone and other flags and variables are ignored, as etcd does.
     pub fn parse_with_etcd_environment<I, T>(
+        args: I,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Warnings), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::CommandFactory;
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let (config, warnings) = Self::parse_arguments(args.clone(), environment)?;
+        let Some(path) = config.config_file.clone() else {
+            return Ok((config, warnings));
+        };
+        let command = super::etcd_flags::add(Config::command());
+        let is_flag = |name: &str| {
+            name != "config-file"
+                && command
+                    .get_arguments()
+                    .any(|arg| arg.get_long() == Some(name))
+        };
+        let (flags, mut file_warnings) = super::config_file::flags_from_file(&path, &is_flag)
+            .map_err(|error| {
+                command
+                    .clone()
+                    .error(clap::error::ErrorKind::ValueValidation, error)
+            })?;
+        let program = args.first().cloned().unwrap_or_else(|| "cairn".into());
+        let file_args = std::iter::once(program).chain(flags.into_iter().map(Into::into));
+        let (config, warnings) = Self::parse_arguments(file_args, std::iter::empty())?;
+        file_warnings.push(format!(
+            "loaded the configuration file {}; other command line flags and environment variables are ignored",
+            path.display()
+        ));
+        file_warnings.extend(warnings);
+        Ok((config, file_warnings))
+    }
+
+    fn parse_arguments<I, T>(
         args: I,
         environment: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(Config, Warnings), clap::Error>

@@ -93,7 +93,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("proxy-dial-timeout", Value, NoEffect("Cairn has no v2 proxy mode")),
     ("proxy-write-timeout", Value, NoEffect("Cairn has no v2 proxy mode")),
     ("proxy-read-timeout", Value, NoEffect("Cairn has no v2 proxy mode")),
-    ("config-file", Value, RefusedUnless(&[""], "Cairn does not read etcd's YAML configuration file yet; pass its settings as flags or ETCD_* variables")),
 ];
 
 /// `command` with every accepted etcd flag added (hidden from `--help`).

@@ -4,6 +4,7 @@
 mod bootstrap;
 pub mod compactor;
 pub mod config;
+mod config_file;
 mod error;
 mod etcd_flags;
 #[cfg(not(madsim))]
