@@ -40,6 +40,12 @@ impl PeerConnector {
     }
 }
 
+/// Reads a text file an operator supplies at startup (etcd's YAML configuration file),
+/// before any member state exists; the simulator passes its settings as flags instead.
+pub fn read_operator_file(path: &std::path::Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
 /// Resolves `host:port` to an IPv4 socket address (`localhost` to loopback).
 pub fn resolve_ipv4(host_port: &str) -> std::io::Result<Option<std::net::SocketAddr>> {
     use std::net::ToSocketAddrs;

@@ -40,7 +40,7 @@ pub fn flags_from_file(
     path: &Path,
     is_flag: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let text = crate::io::read_operator_file(path).map_err(|error| {
         format!(
             "cannot read the configuration file {}: {error}",
             path.display()
