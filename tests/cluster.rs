@@ -258,6 +258,19 @@ fn learner_catches_up_by_snapshot_is_promoted_and_a_member_is_removed() {
             .contains("can only promote a learner member which is in sync with leader"),
         "{promote_early:?}"
     );
+    // etcd holds one learner at a time by default (`--max-learners`).
+    let second_learner = cluster.members[0].etcdctl(&[
+        "member",
+        "add",
+        "m5",
+        "--peer-urls=http://127.0.0.1:1",
+        "--learner",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&second_learner.stderr)
+            .contains("etcdserver: too many learner members in cluster"),
+        "{second_learner:?}"
+    );
     cluster.start_joining(position, &args);
     // The learner got the purged history by snapshot: it serves it (serializable reads only).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -290,12 +303,27 @@ fn learner_catches_up_by_snapshot_is_promoted_and_a_member_is_removed() {
         snapshots.iter().any(|bytes| *bytes > 3 * 1024 * 1024),
         "the learner adopted a multi-chunk snapshot: {snapshots:?}"
     );
-    let refused = cluster.members[position].etcdctl(&["get", "before/000"]);
+    // As etcd's interceptors: a learner serves Status and serializable reads, nothing else.
+    let learner_status = cluster.members[position].ok(&["endpoint", "status", "-w", "json"]);
     assert!(
-        String::from_utf8_lossy(&refused.stderr)
-            .contains("etcdserver: rpc not supported for learner"),
-        "{refused:?}"
+        learner_status.contains("\"isLearner\":true"),
+        "{learner_status}"
     );
+    for refused_command in [
+        &["get", "before/000"][..],
+        &["put", "k", "v"],
+        &["member", "list"],
+        &["alarm", "list"],
+        &["endpoint", "hashkv"],
+        &["user", "list"],
+    ] {
+        let refused = cluster.members[position].etcdctl(refused_command);
+        assert!(
+            String::from_utf8_lossy(&refused.stderr)
+                .contains("etcdserver: rpc not supported for learner"),
+            "{refused_command:?}: {refused:?}"
+        );
+    }
     let id = member_id(&cluster, &peer_url);
     let promoted = cluster.members[1].ok(&["member", "promote", &id]);
     assert!(promoted.contains("promoted"), "{promoted}");

@@ -20,8 +20,9 @@ impl AuthService {
 impl Auth for AuthService {
     async fn auth_status(
         &self,
-        _request: Request<pb::AuthStatusRequest>,
+        request: Request<pb::AuthStatusRequest>,
     ) -> Result<Response<pb::AuthStatusResponse>, Status> {
+        self.context.admit(&request, false)?;
         Ok(Response::new(pb::AuthStatusResponse {
             header: self.context.header(self.context.current_revision()),
             enabled: false,
@@ -31,113 +32,129 @@ impl Auth for AuthService {
 
     async fn auth_enable(
         &self,
-        _request: Request<pb::AuthEnableRequest>,
+        request: Request<pb::AuthEnableRequest>,
     ) -> Result<Response<pb::AuthEnableResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.AuthEnable"))
     }
 
     async fn auth_disable(
         &self,
-        _request: Request<pb::AuthDisableRequest>,
+        request: Request<pb::AuthDisableRequest>,
     ) -> Result<Response<pb::AuthDisableResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.AuthDisable"))
     }
 
     async fn authenticate(
         &self,
-        _request: Request<pb::AuthenticateRequest>,
+        request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.Authenticate"))
     }
 
     async fn user_add(
         &self,
-        _request: Request<pb::AuthUserAddRequest>,
+        request: Request<pb::AuthUserAddRequest>,
     ) -> Result<Response<pb::AuthUserAddResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserAdd"))
     }
 
     async fn user_get(
         &self,
-        _request: Request<pb::AuthUserGetRequest>,
+        request: Request<pb::AuthUserGetRequest>,
     ) -> Result<Response<pb::AuthUserGetResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserGet"))
     }
 
     async fn user_list(
         &self,
-        _request: Request<pb::AuthUserListRequest>,
+        request: Request<pb::AuthUserListRequest>,
     ) -> Result<Response<pb::AuthUserListResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserList"))
     }
 
     async fn user_delete(
         &self,
-        _request: Request<pb::AuthUserDeleteRequest>,
+        request: Request<pb::AuthUserDeleteRequest>,
     ) -> Result<Response<pb::AuthUserDeleteResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserDelete"))
     }
 
     async fn user_change_password(
         &self,
-        _request: Request<pb::AuthUserChangePasswordRequest>,
+        request: Request<pb::AuthUserChangePasswordRequest>,
     ) -> Result<Response<pb::AuthUserChangePasswordResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserChangePassword"))
     }
 
     async fn user_grant_role(
         &self,
-        _request: Request<pb::AuthUserGrantRoleRequest>,
+        request: Request<pb::AuthUserGrantRoleRequest>,
     ) -> Result<Response<pb::AuthUserGrantRoleResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserGrantRole"))
     }
 
     async fn user_revoke_role(
         &self,
-        _request: Request<pb::AuthUserRevokeRoleRequest>,
+        request: Request<pb::AuthUserRevokeRoleRequest>,
     ) -> Result<Response<pb::AuthUserRevokeRoleResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.UserRevokeRole"))
     }
 
     async fn role_add(
         &self,
-        _request: Request<pb::AuthRoleAddRequest>,
+        request: Request<pb::AuthRoleAddRequest>,
     ) -> Result<Response<pb::AuthRoleAddResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.RoleAdd"))
     }
 
     async fn role_get(
         &self,
-        _request: Request<pb::AuthRoleGetRequest>,
+        request: Request<pb::AuthRoleGetRequest>,
     ) -> Result<Response<pb::AuthRoleGetResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.RoleGet"))
     }
 
     async fn role_list(
         &self,
-        _request: Request<pb::AuthRoleListRequest>,
+        request: Request<pb::AuthRoleListRequest>,
     ) -> Result<Response<pb::AuthRoleListResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.RoleList"))
     }
 
     async fn role_delete(
         &self,
-        _request: Request<pb::AuthRoleDeleteRequest>,
+        request: Request<pb::AuthRoleDeleteRequest>,
     ) -> Result<Response<pb::AuthRoleDeleteResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.RoleDelete"))
     }
 
     async fn role_grant_permission(
         &self,
-        _request: Request<pb::AuthRoleGrantPermissionRequest>,
+        request: Request<pb::AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<pb::AuthRoleGrantPermissionResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.RoleGrantPermission"))
     }
 
     async fn role_revoke_permission(
         &self,
-        _request: Request<pb::AuthRoleRevokePermissionRequest>,
+        request: Request<pb::AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<pb::AuthRoleRevokePermissionResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Auth.RoleRevokePermission"))
     }
 }

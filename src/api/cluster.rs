@@ -65,6 +65,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
         let (added, members, revision) = self
@@ -84,6 +85,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.context.admit(&request, false)?;
         let (_, members, revision) = self
             .change(MembershipChange::Remove {
                 id: request.into_inner().id,
@@ -99,6 +101,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.context.admit(&request, false)?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
         let (_, members, revision) = self
@@ -117,6 +120,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
+        self.context.admit(&request, false)?;
         if request.into_inner().linearizable {
             self.context.node.read_barrier().await.map_err(status)?;
         }
@@ -137,6 +141,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.context.admit(&request, false)?;
         // The leader checks the member exists, against its newest configuration; this
         // member may not have applied the add yet.
         let id = request.into_inner().id;

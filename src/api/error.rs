@@ -81,6 +81,7 @@ fn etcd_status(error: EtcdError) -> Status {
         | EtcdError::MemberExists
         | EtcdError::PeerUrlExists
         | EtcdError::MemberNotLearner
+        | EtcdError::TooManyLearners
         | EtcdError::LearnerNotReady
         | EtcdError::NotEnoughStartedMembers
         | EtcdError::BadLeaderTransferee => Code::FailedPrecondition,

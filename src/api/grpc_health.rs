@@ -15,8 +15,15 @@ use tonic::{Request, Response, Status};
 /// The one service name with a status: the whole server.
 const WHOLE_SERVER: &str = "";
 
-#[derive(Default)]
-pub struct HealthService;
+pub struct HealthService {
+    context: super::Context,
+}
+
+impl HealthService {
+    pub fn new(context: super::Context) -> Self {
+        HealthService { context }
+    }
+}
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
 
@@ -32,6 +39,9 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
+        // As etcd, whose health server sits behind the same interceptors: a learner
+        // refuses it.
+        self.context.admit(&request, false)?;
         if request.get_ref().service != WHOLE_SERVER {
             return Err(Status::not_found("unknown service"));
         }
@@ -46,6 +56,7 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        self.context.admit(&request, false)?;
         let status = if request.get_ref().service == WHOLE_SERVER {
             ServingStatus::Serving
         } else {

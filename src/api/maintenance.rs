@@ -25,6 +25,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::AlarmRequest>,
     ) -> Result<Response<pb::AlarmResponse>, Status> {
+        self.context.admit(&request, false)?;
         use pb::alarm_request::AlarmAction;
         // Cairn raises no persistent alarms: a full quota refuses each write as it comes
         // (`database space exceeded`) and clears itself once compaction frees space.
@@ -41,8 +42,9 @@ impl Maintenance for MaintenanceService {
 
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.context.admit(&request, true)?;
         let node_status = self.context.node.status();
         let view = self.context.node.view();
         let store = view.machine.store();
@@ -66,8 +68,9 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _request: Request<pb::DefragmentRequest>,
+        request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.context.admit(&request, false)?;
         // Cairn's storage has no free pages to give back: compaction already frees the space.
         // etcd's answer carries no header.
         Ok(Response::new(pb::DefragmentResponse { header: None }))
@@ -75,8 +78,9 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(
         &self,
-        _request: Request<pb::HashRequest>,
+        request: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
+        self.context.admit(&request, false)?;
         let view = self.context.node.view();
         Ok(Response::new(pb::HashResponse {
             header: self.context.header(view.machine.store().current_revision()),
@@ -88,6 +92,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.context.admit(&request, false)?;
         let view = self.context.node.view();
         let store = view.machine.store();
         let revision = store
@@ -105,8 +110,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _request: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
+        self.context.admit(&request, true)?;
         Err(unimplemented("Maintenance.Snapshot"))
     }
 
@@ -114,6 +120,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        self.context.admit(&request, false)?;
         // As in etcd, only the leader moves leadership (etcdctl sends it there).
         self.context
             .node
@@ -126,8 +133,9 @@ impl Maintenance for MaintenanceService {
 
     async fn downgrade(
         &self,
-        _request: Request<pb::DowngradeRequest>,
+        request: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        self.context.admit(&request, false)?;
         Err(unimplemented("Maintenance.Downgrade"))
     }
 }

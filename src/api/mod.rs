@@ -164,19 +164,21 @@ impl Context {
         }
     }
 
-    /// etcd's gates before a request is served: a client that sent `hasleader: true` gets
-    /// "no leader" while there is none, and a learner serves only serializable reads.
+    /// etcd's gates before any RPC is served, as its gRPC interceptors: a learner serves
+    /// only what `learner_serves` allows (Status, a serializable Range, Snapshot), and a
+    /// client that sent `hasleader: true` gets "no leader" while there is none. Every RPC
+    /// handler calls this first, so the JSON gateway passes the same gates.
     pub fn admit<T>(
         &self,
         request: &tonic::Request<T>,
-        serializable_read: bool,
+        learner_serves: bool,
     ) -> Result<(), Status> {
         let status_now = self.node.status();
+        if status_now.is_learner && !learner_serves {
+            return Err(status(EtcdError::NotSupportedForLearner));
+        }
         if Self::requires_leader(request) && status_now.leader.is_none() {
             return Err(status(EtcdError::NoLeader));
-        }
-        if status_now.is_learner && !serializable_read {
-            return Err(status(EtcdError::NotSupportedForLearner));
         }
         Ok(())
     }

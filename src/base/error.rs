@@ -68,4 +68,7 @@ pub enum EtcdError {
     InvalidWatchRange,
     #[error("etcdserver: storage failed: {0}")]
     Storage(String),
+    // New variants go last: peers exchange this enum by variant index.
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
 }

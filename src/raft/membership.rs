@@ -131,6 +131,10 @@ impl RaftNode {
                     node: node.clone(),
                     is_learner,
                 };
+                let learners = members.iter().filter(|member| member.is_learner).count();
+                if is_learner && learners + 1 > self.config().learners_max {
+                    return Err(EtcdError::TooManyLearners);
+                }
                 let change = if is_learner {
                     RaftChange::AddNodes(BTreeMap::from([(id, node)]))
                 } else {

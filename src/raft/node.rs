@@ -45,6 +45,8 @@ pub struct RaftNodeConfig {
     pub lease_checkpoint_interval: Duration,
     /// Bytes of commands packed into one entry at most (`base::limits::BATCH_BYTES_MAX`).
     pub proposal_batch_bytes_max: usize,
+    /// `--max-learners`: learners the membership may hold at once.
+    pub learners_max: usize,
 }
 
 impl RaftNodeConfig {

@@ -86,6 +86,9 @@ pub struct Config {
         default_value = "10m"
     )]
     pub watch_progress_notify_interval: String,
+    /// Learners the cluster membership may hold at once (etcd 3.6's flag; 3.5 fixes 1).
+    #[arg(long, env = "CAIRN_MAX_LEARNERS", default_value_t = 1)]
+    pub max_learners: usize,
     /// Most watchers one watch stream may hold.
     #[arg(long, env = "CAIRN_WATCHERS_PER_STREAM_MAX", default_value_t = 10_000)]
     pub watchers_per_stream_max: usize,

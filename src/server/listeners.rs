@@ -117,7 +117,7 @@ pub async fn serve_clients(
             ElectionServer::new(ElectionService::new(context.clone()))
                 .max_decoding_message_size(bytes_max),
         )
-        .add_service(HealthServer::new(HealthService));
+        .add_service(HealthServer::new(HealthService::new(context.clone())));
     #[cfg(not(madsim))]
     {
         use crate::io::client_connection::ClientConnection;

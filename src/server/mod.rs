@@ -200,6 +200,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         backend_bytes_quota: limits.backend_bytes_quota,
         lease_checkpoint_interval: config.lease_checkpoint_interval,
         proposal_batch_bytes_max: config.proposal_batch_bytes,
+        learners_max: config.max_learners,
     };
     let node = RaftNode::start(
         raft_config,
