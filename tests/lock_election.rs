@@ -135,6 +135,51 @@ async fn locks_are_exclusive_pass_in_order_and_follow_their_lease() {
     );
 }
 
+/// Real time, real lease expiry: a holder that stops renewing loses the lock once its TTL
+/// runs out, and the waiter gets it then, not before.
+#[tokio::test]
+async fn a_lock_passes_on_when_its_holders_lease_expires() {
+    let (_dir, server) = start();
+    let mut client = connect(&server).await;
+    let holder_lease = client.lease_grant(2, None).await.unwrap();
+    let waiter_lease = client.lease_grant(60, None).await.unwrap().id();
+    client
+        .lock(
+            "expiring",
+            Some(LockOptions::new().with_lease(holder_lease.id())),
+        )
+        .await
+        .unwrap();
+    let granted = std::time::Instant::now();
+    let mut waiter_client = client.clone();
+    let waiter = tokio::spawn(async move {
+        waiter_client
+            .lock(
+                "expiring",
+                Some(LockOptions::new().with_lease(waiter_lease)),
+            )
+            .await
+    });
+    let acquired = within("the lock after the holder's lease expired", waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    let waited = granted.elapsed();
+    assert_eq!(
+        acquired.key(),
+        format!("expiring/{waiter_lease:x}").as_bytes()
+    );
+    assert!(
+        waited >= Duration::from_secs(holder_lease.ttl() as u64) - Duration::from_millis(100),
+        "the lock passed on after {waited:?}, before the holder's {}s TTL ran out",
+        holder_lease.ttl()
+    );
+    assert_eq!(
+        keys_under(&mut client, "expiring/").await,
+        [format!("expiring/{waiter_lease:x}")]
+    );
+}
+
 #[tokio::test]
 async fn lock_without_a_lease_gets_a_sixty_second_one_and_errors_match_etcd() {
     let (_dir, server) = start();
