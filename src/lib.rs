@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod auth;
 pub mod base;
 pub mod io;
 pub mod lease;

@@ -66,6 +66,8 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_admin(&caller)?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
         let (added, members, revision) = self
@@ -86,6 +88,8 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_admin(&caller)?;
         let (_, members, revision) = self
             .change(MembershipChange::Remove {
                 id: request.into_inner().id,
@@ -102,6 +106,8 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_admin(&caller)?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
         let (_, members, revision) = self
@@ -142,6 +148,8 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_admin(&caller)?;
         // The leader checks the member exists, against its newest configuration; this
         // member may not have applied the add yet.
         let id = request.into_inner().id;

@@ -41,8 +41,8 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignResponse>, Status> {
-        let request = self.context.accept(request)?;
-        let context = &self.context;
+        let (context, request) = self.context.accept(request)?;
+        let context = &context;
         let recipes::Waiter { lease, prefix, key } =
             recipes::Waiter::join(context, &request.name, request.lease).await?;
         let value = Bytes::from(request.value);
@@ -89,17 +89,16 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::ProclaimRequest>,
     ) -> Result<Response<pb::ProclaimResponse>, Status> {
-        let request = self.context.accept(request)?;
+        let (context, request) = self.context.accept(request)?;
         let leader = request
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
         // etcd resumes the election on a session for the given lease, which grants a new
         // one when it is 0; the proclaimed value is put with that session's lease.
-        let lease = recipes::session_lease(&self.context, leader.lease).await?;
-        let revision =
-            proclaim(&self.context, &leader.key, leader.rev, lease, request.value).await?;
+        let lease = recipes::session_lease(&context, leader.lease).await?;
+        let revision = proclaim(&context, &leader.key, leader.rev, lease, request.value).await?;
         Ok(Response::new(pb::ProclaimResponse {
-            header: self.context.header(revision),
+            header: context.header(revision),
         }))
     }
 
@@ -107,18 +106,13 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<pb::LeaderResponse>, Status> {
-        let request = self.context.accept(request)?;
+        let (context, request) = self.context.accept(request)?;
         let prefix = recipes::prefix_of(&request.name);
-        let (result, revision) =
-            recipes::get(&self.context, &recipes::first_created(&prefix)).await?;
+        let (result, revision) = recipes::get(&context, &recipes::first_created(&prefix)).await?;
         let Some(leader) = result.kvs.into_iter().next() else {
             return Err(Status::unknown(recipes::NO_LEADER));
         };
-        Ok(Response::new(leader_response(
-            &self.context,
-            revision,
-            leader,
-        )))
+        Ok(Response::new(leader_response(&context, revision, leader)))
     }
 
     type ObserveStream = ObserveStream;
@@ -127,10 +121,10 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<ObserveStream>, Status> {
-        let request = self.context.accept(request)?;
+        let (context, request) = self.context.accept(request)?;
         let prefix = recipes::prefix_of(&request.name);
         let (sender, receiver) = mpsc::channel(OBSERVE_RESPONSES_QUEUED_MAX);
-        let context = self.context.clone();
+        let context = context.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = observe_leaders(&context, &prefix, &sender) => {}
@@ -144,16 +138,16 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
-        let request = self.context.accept(request)?;
+        let (context, request) = self.context.accept(request)?;
         let leader = request
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
         // etcd opens a session here too, granting a lease when the request names none; its
         // lease is unused, but the grant is part of what etcd does, so Cairn does it.
-        recipes::session_lease(&self.context, leader.lease).await?;
-        let revision = resign(&self.context, &leader.key, leader.rev).await?;
+        recipes::session_lease(&context, leader.lease).await?;
+        let revision = resign(&context, &leader.key, leader.rev).await?;
         Ok(Response::new(pb::ResignResponse {
-            header: self.context.header(revision),
+            header: context.header(revision),
         }))
     }
 }

@@ -75,6 +75,23 @@ fn etcd_status(error: EtcdError) -> Status {
             Code::OutOfRange
         }
         EtcdError::NoSpace | EtcdError::TooManyRequests => Code::ResourceExhausted,
+        EtcdError::UserEmpty
+        | EtcdError::RoleEmpty
+        | EtcdError::AuthFailed
+        | EtcdError::PermissionNotGiven
+        | EtcdError::InvalidAuthManagement
+        | EtcdError::AuthOldRevision => Code::InvalidArgument,
+        EtcdError::RootUserNotExist
+        | EtcdError::RootRoleNotExist
+        | EtcdError::UserAlreadyExist
+        | EtcdError::UserNotFound
+        | EtcdError::RoleAlreadyExist
+        | EtcdError::RoleNotFound
+        | EtcdError::RoleNotGranted
+        | EtcdError::PermissionNotGranted
+        | EtcdError::AuthNotEnabled => Code::FailedPrecondition,
+        EtcdError::PermissionDenied => Code::PermissionDenied,
+        EtcdError::InvalidAuthToken => Code::Unauthenticated,
         EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
         EtcdError::LeaseExists
         | EtcdError::NotLeader

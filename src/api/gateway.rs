@@ -140,7 +140,12 @@ pub type Lines = Pin<Box<dyn Stream<Item = Bytes> + Send + 'static>>;
 /// Starts a streaming route (a POST to a path `is_streaming` accepts). The body of a
 /// client stream is a sequence of JSON requests; as grpc-gateway, a first request that is
 /// not JSON is answered as an error, a later one ends the client's side.
-pub async fn stream(context: &Context, path: &str, chunks: BodyChunks) -> Result<Lines, Answer> {
+pub async fn stream(
+    context: &Context,
+    path: &str,
+    authorization: Option<&str>,
+    chunks: BodyChunks,
+) -> Result<Lines, Answer> {
     let bytes_max = context.limits.request_bytes_max + super::GRPC_OVERHEAD_BYTES;
     let first_error = |status: Status| error(&Status::unknown(status.message().to_string()));
     match path {
@@ -148,9 +153,11 @@ pub async fn stream(context: &Context, path: &str, chunks: BodyChunks) -> Result
             let inbound = messages::<pb::WatchRequest>(chunks, bytes_max)
                 .await
                 .map_err(first_error)?;
-            Ok(lines(
-                super::WatchService::new(context.clone()).open(inbound, false),
-            ))
+            Ok(lines(super::WatchService::new(context.clone()).open(
+                inbound,
+                false,
+                authorization.map(str::to_string),
+            )))
         }
         "/v3/lease/keepalive" => {
             let inbound = messages::<pb::LeaseKeepAliveRequest>(chunks, bytes_max)
@@ -164,14 +171,14 @@ pub async fn stream(context: &Context, path: &str, chunks: BodyChunks) -> Result
                 only_message::<super::pb::v3electionpb::LeaderRequest>(chunks, bytes_max).await?;
             let service = ElectionService::new(context.clone());
             Ok(server_stream(
-                service.observe(tonic::Request::new(request)).await,
+                service.observe(with_token(request, authorization)).await,
             ))
         }
         _ => {
             let request = only_message::<pb::SnapshotRequest>(chunks, bytes_max).await?;
             let service = MaintenanceService::new(context.clone());
             Ok(server_stream(
-                service.snapshot(tonic::Request::new(request)).await,
+                service.snapshot(with_token(request, authorization)).await,
             ))
         }
     }
@@ -373,13 +380,7 @@ where
         Ok(message) => message,
         Err(status) => return error(&status),
     };
-    let mut grpc_request = tonic::Request::new(message);
-    if let Some(token) = request.authorization {
-        if let Ok(value) = token.parse() {
-            grpc_request.metadata_mut().insert("authorization", value);
-        }
-    }
-    match call(grpc_request).await {
+    match call(with_token(message, request.authorization)).await {
         Ok(response) => match serde_json::to_vec(&response) {
             Ok(body) => Answer::with_body(200, JSON, body),
             Err(encode_error) => error(&Status::internal(format!(
@@ -388,6 +389,16 @@ where
         },
         Err(status) => error(&status),
     }
+}
+
+/// `message` as a gRPC request carrying the `Authorization` header's token, as
+/// grpc-gateway passes it on as the `authorization` metadata.
+fn with_token<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization.and_then(|token| token.parse().ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 /// The request message from the body: an empty body is the empty message (grpc-gateway

@@ -2,7 +2,7 @@
 
 use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, kv_server::Kv};
-use super::{convert, status, Context};
+use super::{convert, guarded, status, Context};
 use crate::apply::{validate_txn, Command, Outcome, ReadOnlyTxn, RequestOp};
 use crate::base::metrics::Operations;
 use crate::base::EtcdError;
@@ -32,6 +32,7 @@ impl Kv for KvService {
     ) -> Result<Response<pb::RangeResponse>, Status> {
         self.context
             .admit(&request, request.get_ref().serializable)?;
+        let caller = self.context.caller(&request)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         if request.key.is_empty() {
@@ -43,6 +44,8 @@ impl Kv for KvService {
             self.context.node.read_barrier().await.map_err(status)?;
         }
         let view = self.context.node.view();
+        self.context
+            .authorize_range(&caller, &view.machine, &query.range)?;
         let store = view.machine.store();
         let result = store.range(&query).map_err(status)?;
         self.context.node.metrics().mvcc.record(Operations {
@@ -60,12 +63,13 @@ impl Kv for KvService {
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let put = convert::put_request(request);
         crate::apply::validate_operation(&RequestOp::Put(put.clone()), &self.context.limits)
             .map_err(status)?;
-        match self.propose(Command::Put(put)).await? {
+        match self.propose(guarded(&caller, Command::Put(put))).await? {
             (Outcome::Put(response), revision) => Ok(Response::new(convert::put_response(
                 response,
                 self.context.header(revision),
@@ -79,12 +83,16 @@ impl Kv for KvService {
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let delete = convert::delete_request(request);
         crate::apply::validate_operation(&RequestOp::Delete(delete.clone()), &self.context.limits)
             .map_err(status)?;
-        match self.propose(Command::Delete(delete)).await? {
+        match self
+            .propose(guarded(&caller, Command::Delete(delete)))
+            .await?
+        {
             (Outcome::Delete(response), revision) => Ok(Response::new(convert::delete_response(
                 response,
                 self.context.header(revision),
@@ -98,6 +106,7 @@ impl Kv for KvService {
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
         let request = request.into_inner();
         self.context.check_size(&request)?;
         let serializable = is_serializable(&request);
@@ -111,6 +120,8 @@ impl Kv for KvService {
                     self.context.node.read_barrier().await.map_err(status)?;
                 }
                 let machine = self.context.node.view().machine;
+                self.context
+                    .authorize_txn(&caller, &machine, read_only.request())?;
                 let response = machine.read_txn(&read_only).map_err(status)?;
                 self.context
                     .node
@@ -125,7 +136,7 @@ impl Kv for KvService {
             }
             Err(writes) => writes,
         };
-        match self.propose(Command::Txn(txn)).await? {
+        match self.propose(guarded(&caller, Command::Txn(txn))).await? {
             (Outcome::Txn(response), revision) => Ok(Response::new(convert::txn_response(
                 response,
                 self.context.header(revision),
@@ -139,11 +150,15 @@ impl Kv for KvService {
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
         let request = request.into_inner();
         let (_, revision) = self
-            .propose(Command::Compact {
-                revision: request.revision,
-            })
+            .propose(guarded(
+                &caller,
+                Command::Compact {
+                    revision: request.revision,
+                },
+            ))
             .await?;
         Ok(Response::new(pb::CompactionResponse {
             header: self.context.header(revision),

@@ -2,7 +2,7 @@
 
 use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, lease_server::Lease};
-use super::{next_message, status, Context, Inbound};
+use super::{guarded, next_message, status, Context, Inbound};
 use crate::apply::{Command, Outcome};
 use crate::base::{EtcdError, LEASE_TTL_SECONDS_MAX};
 use crate::raft::NodeError;
@@ -66,12 +66,14 @@ impl Lease for LeaseService {
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        let command = Command::LeaseRevoke {
+            id: request.into_inner().id,
+        };
         let applied = self
             .context
             .node
-            .propose(Command::LeaseRevoke {
-                id: request.into_inner().id,
-            })
+            .propose(guarded(&caller, command))
             .await
             .map_err(status)?;
         applied.result.map_err(status)?;
@@ -99,7 +101,14 @@ impl Lease for LeaseService {
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
         let request = request.into_inner();
+        // With auth on, etcd answers only a user who may read every key of the lease.
+        self.context.authorize_lease_read(
+            &caller,
+            &self.context.node.view().machine,
+            request.id,
+        )?;
         let time_to_live = self
             .context
             .lessor

@@ -24,8 +24,8 @@ impl Lock for LockService {
         &self,
         request: Request<pb::LockRequest>,
     ) -> Result<Response<pb::LockResponse>, Status> {
-        let request = self.context.accept(request)?;
-        let context = &self.context;
+        let (context, request) = self.context.accept(request)?;
+        let context = &context;
         let recipes::Waiter { lease, prefix, key } =
             recipes::Waiter::join(context, &request.name, request.lease).await?;
         // etcd's `tryAcquire`: join the waiters unless this lease already has (a second
@@ -71,10 +71,10 @@ impl Lock for LockService {
         &self,
         request: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::UnlockResponse>, Status> {
-        let request = self.context.accept(request)?;
-        let revision = recipes::delete(&self.context, request.key).await?;
+        let (context, request) = self.context.accept(request)?;
+        let revision = recipes::delete(&context, request.key).await?;
         Ok(Response::new(pb::UnlockResponse {
-            header: self.context.header(revision),
+            header: context.header(revision),
         }))
     }
 }

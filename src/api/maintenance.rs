@@ -71,6 +71,8 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_maintenance(&caller)?;
         // Cairn's storage has no free pages to give back: compaction already frees the space.
         // etcd's answer carries no header.
         Ok(Response::new(pb::DefragmentResponse { header: None }))
@@ -81,6 +83,8 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_maintenance(&caller)?;
         let view = self.context.node.view();
         Ok(Response::new(pb::HashResponse {
             header: self.context.header(view.machine.store().current_revision()),
@@ -93,6 +97,8 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.context.admit(&request, false)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_maintenance(&caller)?;
         let view = self.context.node.view();
         let store = view.machine.store();
         let revision = store
@@ -113,6 +119,8 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         self.context.admit(&request, true)?;
+        let caller = self.context.caller(&request)?;
+        self.context.authorize_maintenance(&caller)?;
         Err(unimplemented("Maintenance.Snapshot"))
     }
 

@@ -2,6 +2,7 @@
 //! error codes and messages, and the conversion between protobuf and domain types.
 
 mod auth;
+mod authorize;
 mod cluster;
 pub mod convert;
 mod election;
@@ -17,6 +18,7 @@ mod maintenance;
 pub mod metrics;
 mod peer;
 mod recipes;
+mod tokens;
 mod watch;
 
 pub mod pb {
@@ -61,7 +63,9 @@ pub use maintenance::MaintenanceService;
 pub use peer::{GrpcPeerTransport, PeerService, PEER_CONNECT_TIMEOUT, PEER_MESSAGE_BYTES_MAX};
 pub use watch::WatchService;
 
+pub use authorize::{guarded, Caller};
 pub use error::{status, WireError};
+pub use tokens::SimpleTokens;
 
 use crate::base::{EtcdError, Limits, Revision};
 use crate::raft::{Lessor, RaftNode};
@@ -102,6 +106,13 @@ pub struct Context {
     pub cluster_id: u64,
     pub limits: Limits,
     pub watch: WatchLimits,
+    /// This member's simple tokens (`--auth-token-ttl`).
+    pub tokens: SimpleTokens,
+    /// `--bcrypt-cost`: the work factor of password hashes made here.
+    pub bcrypt_cost: u32,
+    /// Whom requests made through this context are made for (the recipes' proposals); None
+    /// for the services' own context.
+    pub acting_for: Option<Caller>,
 }
 
 /// Limits of watch streams; each has a flag.
@@ -183,12 +194,23 @@ impl Context {
         Ok(())
     }
 
-    /// The message of a request that writes, once `admit` and `check_size` let it in.
-    pub fn accept<T: prost::Message>(&self, request: tonic::Request<T>) -> Result<T, Status> {
+    /// The message of a request that writes, once `admit` and `check_size` let it in, and
+    /// a context acting for its sender: what the recipes (Lock, Election) propose on its
+    /// behalf is checked against the sender's permissions, as etcd's in-process client
+    /// passes the caller's token on.
+    pub fn accept<T: prost::Message>(
+        &self,
+        request: tonic::Request<T>,
+    ) -> Result<(Context, T), Status> {
         self.admit(&request, false)?;
+        let acting_for = self.caller(&request)?;
         let message = request.into_inner();
         self.check_size(&message)?;
-        Ok(message)
+        let context = Context {
+            acting_for,
+            ..self.clone()
+        };
+        Ok((context, message))
     }
 
     /// etcd refuses requests over `--max-request-bytes` before they reach raft.

@@ -8,7 +8,7 @@
 //! Errors reach the client as etcd's do: its in-process client turns the server's status
 //! into a plain error, which gRPC then sends with code Unknown and etcd's message.
 
-use super::{status, Context};
+use super::{guarded, status, Context};
 use crate::apply::{
     validate_txn, Command, Compare, CompareResult, CompareTarget, DeleteRequest, Outcome,
     PutRequest, RequestOp, ResponseOp, TxnRequest, TxnResponse,
@@ -110,6 +110,9 @@ pub async fn get(context: &Context, query: &RangeQuery) -> Result<(RangeResult, 
         .await
         .map_err(|error| client_error(status(error)))?;
     let view = context.node.view();
+    context
+        .authorize_range(&context.acting_for, &view.machine, &query.range)
+        .map_err(client_error)?;
     let store = view.machine.store();
     let result = store
         .range(query)
@@ -133,7 +136,7 @@ pub async fn txn(
     validate_txn(&request, &context.limits).map_err(|error| client_error(status(error)))?;
     let applied = context
         .node
-        .propose(Command::Txn(request))
+        .propose(guarded(&context.acting_for, Command::Txn(request)))
         .await
         .map_err(|error| client_error(status(error)))?;
     match applied
@@ -149,10 +152,13 @@ pub async fn txn(
 pub async fn delete(context: &Context, key: Bytes) -> Result<Revision, Status> {
     let applied = context
         .node
-        .propose(Command::Delete(DeleteRequest {
-            range: KeyRange::single(key),
-            prev_kv: false,
-        }))
+        .propose(guarded(
+            &context.acting_for,
+            Command::Delete(DeleteRequest {
+                range: KeyRange::single(key),
+                prev_kv: false,
+            }),
+        ))
         .await
         .map_err(|error| client_error(status(error)))?;
     applied
@@ -318,10 +324,13 @@ impl CleanupOnCancel {
     pub fn delete(context: &Context, key: &Bytes) -> CleanupOnCancel {
         CleanupOnCancel {
             context: context.clone(),
-            command: Some(Command::Delete(DeleteRequest {
-                range: KeyRange::single(key.clone()),
-                prev_kv: false,
-            })),
+            command: Some(guarded(
+                &context.acting_for,
+                Command::Delete(DeleteRequest {
+                    range: KeyRange::single(key.clone()),
+                    prev_kv: false,
+                }),
+            )),
         }
     }
 
@@ -330,7 +339,10 @@ impl CleanupOnCancel {
     pub fn resign(context: &Context, key: &Bytes, create_revision: Revision) -> CleanupOnCancel {
         CleanupOnCancel {
             context: context.clone(),
-            command: Some(Command::Txn(resign_txn(key, create_revision))),
+            command: Some(guarded(
+                &context.acting_for,
+                Command::Txn(resign_txn(key, create_revision)),
+            )),
         }
     }
 

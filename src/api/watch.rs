@@ -41,9 +41,12 @@ impl Watch for WatchService {
     ) -> Result<Response<ResponseStream>, Status> {
         self.context.admit(&request, false)?;
         let requires_leader = Context::requires_leader(&request);
-        Ok(Response::new(
-            self.open(Box::pin(request.into_inner()), requires_leader),
-        ))
+        let token = super::authorize::token_of(&request);
+        Ok(Response::new(self.open(
+            Box::pin(request.into_inner()),
+            requires_leader,
+            token,
+        )))
     }
 }
 
@@ -53,12 +56,13 @@ impl WatchService {
         &self,
         inbound: Inbound<pb::WatchRequest>,
         requires_leader: bool,
+        token: Option<String>,
     ) -> ResponseStream {
         let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
         let context = self.context.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = serve_stream(context.clone(), inbound, sender.clone()) => {}
+                () = serve_stream(context.clone(), inbound, sender.clone(), token) => {}
                 () = context.until_leader_lost(requires_leader) => {
                     let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
                 }
@@ -71,7 +75,12 @@ impl WatchService {
 /// The client went away; the stream's task ends.
 struct Closed;
 
-async fn serve_stream(context: Context, mut inbound: Inbound<pb::WatchRequest>, sender: Sender) {
+async fn serve_stream(
+    context: Context,
+    mut inbound: Inbound<pb::WatchRequest>,
+    sender: Sender,
+    token: Option<String>,
+) {
     let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
     let metrics = context.node.metrics().clone();
     let _stream_open = GaugeGuard::new(&metrics.watch_streams);
@@ -128,7 +137,7 @@ async fn serve_stream(context: Context, mut inbound: Inbound<pb::WatchRequest>, 
                         return;
                     }
                 };
-                match handle_request(&context, &mut watchers, &sender, request).await {
+                match handle_request(&context, &mut watchers, &sender, request, token.as_deref()).await {
                     Ok(progress) => progress_requested |= progress,
                     Err(Closed) => return,
                 }
@@ -181,12 +190,27 @@ async fn handle_request(
     watchers: &mut WatchStream,
     sender: &Sender,
     request: pb::WatchRequest,
+    token: Option<&str>,
 ) -> Result<bool, Closed> {
     use pb::watch_request::RequestUnion;
     let current = context.current_revision();
     let response = match request.request_union {
         Some(RequestUnion::CreateRequest(create)) => {
             let requested_id = create.watch_id;
+            let range = KeyRange::new(create.key.clone(), create.range_end.clone());
+            if !watch_permitted(context, token, &range) {
+                let denied = status(EtcdError::PermissionDenied);
+                // etcd's reason is the gRPC error's text, code included.
+                let reason = format!(
+                    "rpc error: code = PermissionDenied desc = {}",
+                    denied.message()
+                );
+                sender
+                    .send(Ok(canceled_on_create(context, current, reason)))
+                    .await
+                    .map_err(|_| Closed)?;
+                return Ok(false);
+            }
             match watch_spec(create) {
                 Err(error) => canceled_on_create(context, current, error.to_string()),
                 Ok(spec) => match watchers.create(spec, requested_id, current) {
@@ -216,6 +240,18 @@ async fn handle_request(
     };
     sender.send(Ok(response)).await.map_err(|_| Closed)?;
     Ok(false)
+}
+
+/// etcd's `isWatchPermitted`: with auth on, the stream's token (as it is now) must speak for
+/// a user who may read the whole range.
+fn watch_permitted(context: &Context, token: Option<&str>, range: &KeyRange) -> bool {
+    let Ok(caller) = context.caller_of_token(token) else {
+        return false;
+    };
+    let view = context.node.view();
+    context
+        .authorize_range(&caller, &view.machine, range)
+        .is_ok()
 }
 
 /// The watch ID etcd answers a refused create with (clientv3's `InvalidWatchID`): never

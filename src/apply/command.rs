@@ -1,6 +1,7 @@
 //! Commands (what goes through raft) and their outcomes, in domain terms; the api layer
 //! converts to and from etcd's protobuf messages.
 
+use crate::auth::AuthCommand;
 use crate::base::metrics::Operations;
 use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Revision};
 use crate::mvcc::{KeyValue, RangeQuery, RangeResult};
@@ -91,6 +92,24 @@ pub enum Command {
     /// Commands proposed together as one raft entry (one fsync); applied in order, each
     /// with its own revision and its own outcome.
     Batch(Vec<Command>),
+    /// A change to users, roles, permissions or the enabled flag.
+    Auth(AuthCommand),
+    /// A command from an authenticated user while auth is on, checked again at apply (as
+    /// etcd's auth applier): the api checked its keys against auth revision
+    /// `auth_revision`, so it is refused if the auth state has changed since; commands that
+    /// need the root role are checked against the user's roles now.
+    Guarded {
+        user: String,
+        auth_revision: u64,
+        command: Box<Command>,
+    },
+}
+
+impl Command {
+    /// Whether etcd lets only a root-role user issue this (auth changes).
+    pub fn needs_admin(&self) -> bool {
+        matches!(self, Command::Auth(_))
+    }
 }
 
 /// What a put answers, alone or inside a txn.
@@ -156,6 +175,7 @@ pub enum Outcome {
     Nothing,
     /// One outcome per command of a `Command::Batch`, in order.
     Batch(Vec<Applied>),
+    AuthChanged,
 }
 
 /// What applying one command produced, and the store revision after it.

@@ -2,6 +2,7 @@
 //! place the MVCC store and the lease table change. No clock, no randomness, no I/O: every
 //! member applying the same log reaches the same state.
 
+pub mod access;
 mod command;
 mod state_machine;
 mod txn;

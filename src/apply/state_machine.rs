@@ -2,6 +2,7 @@
 
 use super::command::*;
 use super::txn::{self, ReadOnlyTxn};
+use crate::auth::AuthStore;
 use crate::base::{EtcdError, KeyRange, LeaseId};
 use crate::lease::LeaseTable;
 use crate::mvcc::{Store, WriteTxn};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub struct StateMachine {
     store: Store,
     leases: LeaseTable,
+    auth: AuthStore,
     /// etcd's minimum lease TTL, from the election timeout (the same flag on every member).
     /// A local flag: not serialized, set again by `set_limits` on every start.
     #[serde(skip)]
@@ -29,16 +31,18 @@ impl StateMachine {
         StateMachine {
             store: Store::new(),
             leases: LeaseTable::default(),
+            auth: AuthStore::default(),
             lease_ttl_seconds_min,
             backend_bytes_quota,
         }
     }
 
     /// A state machine of replicated state read from disk; `set_limits` must follow.
-    pub fn from_parts(store: Store, leases: LeaseTable) -> Self {
+    pub fn from_parts(store: Store, leases: LeaseTable, auth: AuthStore) -> Self {
         StateMachine {
             store,
             leases,
+            auth,
             lease_ttl_seconds_min: 0,
             backend_bytes_quota: 0,
         }
@@ -50,6 +54,10 @@ impl StateMachine {
 
     pub fn leases(&self) -> &LeaseTable {
         &self.leases
+    }
+
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
     }
 
     /// Replaces limits that come from local flags after loading a snapshot.
@@ -75,6 +83,7 @@ impl StateMachine {
                 hasher.update(key);
             }
         }
+        self.auth.hash_into(&mut hasher);
         hasher.finalize()
     }
 
@@ -123,6 +132,15 @@ impl StateMachine {
                 }
                 Ok(Outcome::LeaseCheckpointed)
             }
+            Command::Auth(change) => self.auth.apply(change).map(|()| Outcome::AuthChanged),
+            Command::Guarded {
+                user,
+                auth_revision,
+                command,
+            } => match self.check_guard(user, *auth_revision, command) {
+                Ok(()) => return self.apply(index, command),
+                Err(error) => Err(error),
+            },
         };
         Applied {
             revision: self.store.current_revision(),
@@ -138,6 +156,35 @@ impl StateMachine {
             id = id.wrapping_add(1) & LeaseId::MAX;
         }
         id
+    }
+
+    /// etcd's auth applier: with auth on, a root-only command needs the root role now;
+    /// any other needs a token issued at the current auth revision and every permission
+    /// its keys need (`access::check_command`), checked against the state it applies to.
+    fn check_guard(
+        &self,
+        user: &str,
+        auth_revision: u64,
+        command: &Command,
+    ) -> Result<(), EtcdError> {
+        // etcd checks no permission for a compaction, whoever sends it (Kubernetes'
+        // apiserver compacts with its own, usually not root, user).
+        if !self.auth.is_enabled() || matches!(command, Command::Compact { .. }) {
+            return Ok(());
+        }
+        if user.is_empty() {
+            return Err(EtcdError::UserEmpty);
+        }
+        if command.needs_admin() {
+            return self.auth.is_admin(user);
+        }
+        if auth_revision == 0 {
+            return Err(EtcdError::UserEmpty);
+        }
+        if auth_revision < self.auth.revision() {
+            return Err(EtcdError::AuthOldRevision);
+        }
+        super::access::check_command(&self.auth, &self.leases, user, command)
     }
 
     /// Revokes a lease and deletes its keys, all in one revision.

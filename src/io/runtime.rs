@@ -175,3 +175,13 @@ impl AsyncRuntime for CairnRuntime {
         (OneshotSender(sender), receiver)
     }
 }
+
+/// Random bytes for secrets (auth tokens, password salts): the operating system's CSPRNG
+/// through `rand`'s thread generator in production, madsim's seeded generator in simulation
+/// so a run replays exactly.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut bytes = [0u8; N];
+    <CairnRuntime as AsyncRuntime>::thread_rng().fill_bytes(&mut bytes);
+    bytes
+}

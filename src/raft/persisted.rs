@@ -7,12 +7,14 @@
 //! Persisted where:
 //! - WAL records (`storage::wal`, format version 1): `DiskEntry` (Entry), `DiskVote` (Vote),
 //!   `Option<DiskLogId>` (Committed), `u64` (Truncate), `DiskLogId` (Purge).
-//! - Snapshot files (`storage::snapshot`, format version 2): `SnapshotFile`; version 1 files
-//!   (which also held two local flags inside the state machine) are read as `SnapshotFileV1`.
+//! - Snapshot files (`storage::snapshot`, format version 3): `SnapshotFile`; version 2 files
+//!   (a state machine without the auth store) are read as `SnapshotFileV2`, version 1 files
+//!   (which also held two local flags inside the state machine) as `SnapshotFileV1`.
 
 use super::members::MemberNode;
 use super::types::TypeConfig;
 use crate::apply::{Command, StateMachine};
+use crate::auth::AuthStore;
 use crate::lease::LeaseTable;
 use crate::mvcc::Store;
 use openraft::{Entry, EntryPayload, LeaderId, LogId, Membership, StoredMembership, Vote};
@@ -189,7 +191,7 @@ pub struct DiskSnapshotMeta {
     pub snapshot_id: String,
 }
 
-/// A snapshot file's payload (format version 2). `meta` comes first so it can be read
+/// A snapshot file's payload (format version 3). `meta` comes first so it can be read
 /// without the state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotFile {
@@ -218,18 +220,52 @@ struct StateMachineV1 {
     _backend_bytes_quota: u64,
 }
 
+/// A version-2 snapshot file's payload: the state machine had no auth store (so auth was
+/// off, with no users or roles).
+#[derive(Deserialize)]
+pub struct SnapshotFileV2 {
+    meta: DiskSnapshotMeta,
+    machine: StateMachineV2,
+    last_applied: Option<DiskLogId>,
+    membership: DiskStoredMembership,
+}
+
+#[derive(Deserialize)]
+struct StateMachineV2 {
+    store: Store,
+    leases: LeaseTable,
+}
+
 impl From<SnapshotFileV1> for SnapshotFile {
     fn from(file: SnapshotFileV1) -> Self {
+        SnapshotFile::from(SnapshotFileV2 {
+            meta: file.meta,
+            machine: StateMachineV2 {
+                store: file.machine.store,
+                leases: file.machine.leases,
+            },
+            last_applied: file.last_applied,
+            membership: file.membership,
+        })
+    }
+}
+
+impl From<SnapshotFileV2> for SnapshotFile {
+    fn from(file: SnapshotFileV2) -> Self {
         SnapshotFile {
             meta: file.meta,
-            machine: StateMachine::from_parts(file.machine.store, file.machine.leases),
+            machine: StateMachine::from_parts(
+                file.machine.store,
+                file.machine.leases,
+                AuthStore::default(),
+            ),
             last_applied: file.last_applied,
             membership: file.membership,
         }
     }
 }
 
-/// Reads a snapshot payload of either readable format version.
+/// Reads a snapshot payload of any readable format version.
 pub fn decode_snapshot(
     version: u32,
     reader: &mut dyn std::io::Read,
@@ -238,6 +274,7 @@ pub fn decode_snapshot(
     use crate::storage::codec::decode_from;
     match version {
         1 => decode_from::<SnapshotFileV1>("snapshot", reader, payload_bytes).map(Into::into),
+        2 => decode_from::<SnapshotFileV2>("snapshot", reader, payload_bytes).map(Into::into),
         _ => decode_from::<SnapshotFile>("snapshot", reader, payload_bytes),
     }
 }

@@ -89,6 +89,15 @@ pub struct Config {
     /// Learners the cluster membership may hold at once (etcd 3.6's flag; 3.5 fixes 1).
     #[arg(long, env = "CAIRN_MAX_LEARNERS", default_value_t = 1)]
     pub max_learners: usize,
+    /// How auth tokens are made: 'simple' (etcd's default; random, member-local).
+    #[arg(long, env = "CAIRN_AUTH_TOKEN", default_value = "simple", value_parser = parse_auth_token)]
+    pub auth_token: String,
+    /// Seconds an unused simple token stays valid (each use extends it).
+    #[arg(long, env = "CAIRN_AUTH_TOKEN_TTL", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_token_ttl: u64,
+    /// bcrypt work factor for password hashes (4 to 31, as etcd).
+    #[arg(long, env = "CAIRN_BCRYPT_COST", default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
     /// Most watchers one watch stream may hold.
     #[arg(long, env = "CAIRN_WATCHERS_PER_STREAM_MAX", default_value_t = 10_000)]
     pub watchers_per_stream_max: usize,
@@ -295,6 +304,20 @@ fn parse_bytes_at_most(text: &str, ceiling: usize) -> Result<usize, String> {
         return Err(format!("must be between 1 and {ceiling} bytes"));
     }
     Ok(bytes)
+}
+
+/// `--auth-token`: etcd's `simple`; JWT tokens are not made by this version of Cairn, and a
+/// member told to use them refuses to start rather than hand out another kind.
+fn parse_auth_token(text: &str) -> Result<String, String> {
+    match text.split(',').next() {
+        Some("simple") => Ok("simple".to_string()),
+        Some("jwt") => {
+            Err("JWT tokens are not supported by this version of Cairn; use 'simple'".to_string())
+        }
+        _ => Err(format!(
+            "unknown token type {text:?} (etcd's are 'simple' and 'jwt')"
+        )),
+    }
 }
 
 fn parse_request_bytes(text: &str) -> Result<usize, String> {

@@ -28,7 +28,6 @@ use Handling::{NoEffect, RefusedUnless};
 const NO_BBOLT: &str = "Cairn's store is not bbolt; it keeps its state in memory, made durable by the WAL and snapshots";
 const NO_CORRUPTION_CHECKS: &str = "Cairn has no corruption checks between members yet; every WAL record and snapshot carries a CRC checked when read";
 const NO_TRACING: &str = "Cairn exports no OpenTelemetry traces";
-const NO_AUTH: &str = "Cairn does not implement authentication yet";
 const NO_V2: &str = "Cairn serves only the v3 API";
 
 const FLAGS: &[(&str, Kind, Handling)] = &[
@@ -75,9 +74,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("log-rotation-config-json", Value, NoEffect("Cairn does not rotate logs; use logrotate or journald")),
     ("client-cert-file", Value, NoEffect("etcd dials itself with it for its JSON gateway; Cairn's gateway calls the services in process")),
     ("client-key-file", Value, NoEffect("etcd dials itself with it for its JSON gateway; Cairn's gateway calls the services in process")),
-    ("auth-token", Value, NoEffect(NO_AUTH)),
-    ("auth-token-ttl", Value, NoEffect(NO_AUTH)),
-    ("bcrypt-cost", Value, NoEffect(NO_AUTH)),
     ("v2-deprecation", Value, NoEffect(NO_V2)),
     ("enable-v2", Boolean, RefusedUnless(&["false"], NO_V2)),
     ("experimental-enable-v2v3", Value, RefusedUnless(&[""], NO_V2)),

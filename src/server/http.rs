@@ -178,13 +178,18 @@ impl HttpLayer {
 async fn gateway_stream(context: &Context, request: Request<Body>) -> Response<Body> {
     use futures::StreamExt;
     let path = request.uri().path().to_string();
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
     let chunks = http_body_util::BodyDataStream::new(request.into_body());
     let chunks = Box::pin(chunks.map(|chunk| {
         chunk.map_err(|read_error| {
             tonic::Status::cancelled(format!("cairn: reading the body: {read_error}"))
         })
     }));
-    match gateway::stream(context, &path, chunks).await {
+    match gateway::stream(context, &path, authorization.as_deref(), chunks).await {
         Ok(lines) => {
             let frames =
                 lines.map(|line| Ok::<_, std::convert::Infallible>(http_body::Frame::data(line)));

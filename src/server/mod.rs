@@ -238,6 +238,9 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         cluster_id: identity.cluster_id,
         limits,
         watch,
+        tokens: crate::api::SimpleTokens::new(Duration::from_secs(config.auth_token_ttl)),
+        bcrypt_cost: config.bcrypt_cost,
+        acting_for: None,
     };
     let (shutdown, stop) = watch::channel(false);
     let mut listeners = Vec::new();
