@@ -163,13 +163,17 @@ impl Cluster {
     }
 
     pub fn wait_healthy(&self, position: usize) {
+        self.wait_healthy_as(position, &[]);
+    }
+
+    /// `wait_healthy` with etcdctl flags (`--user=...` once auth is on: etcdctl's health
+    /// check reads a key, which an anonymous client may not).
+    pub fn wait_healthy_as(&self, position: usize, flags: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut args = flags.to_vec();
+        args.extend(["endpoint", "health", "--command-timeout=2s"]);
         while Instant::now() < deadline {
-            if self.members[position]
-                .etcdctl(&["endpoint", "health", "--command-timeout=2s"])
-                .status
-                .success()
-            {
+            if self.members[position].etcdctl(&args).status.success() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
