@@ -123,7 +123,8 @@ async fn range_filters_and_status_codes() {
         .user_add(pb::AuthUserAddRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::Unimplemented);
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert_eq!(error.message(), "etcdserver: user name is empty");
     let status = AuthClient::new(server.channel().await)
         .auth_status(pb::AuthStatusRequest {})
         .await

@@ -200,6 +200,66 @@ fn clients_need_a_certificate_from_the_trusted_ca_that_is_not_revoked() {
     );
 }
 
+/// With `--client-cert-auth` and auth on, a verified client certificate's common name is
+/// the user (etcd's `AuthInfoFromTLS`): no password, no token, its roles apply.
+#[test]
+fn a_client_certificate_authenticates_as_its_common_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new(&dir.path().join("pki"), "ca");
+    let server = ca.issue("server", "server", 1);
+    let root = ca.issue("root", "root", 2);
+    let alice = ca.issue("alice", "alice", 3);
+    let nobody = ca.issue("nobody", "nobody", 4);
+    let mut member = single_member(
+        dir.path(),
+        &[
+            format!("--cert-file={}", path(&server.cert_file)),
+            format!("--key-file={}", path(&server.key_file)),
+            format!("--trusted-ca-file={}", path(&ca.cert_file)),
+            "--client-cert-auth".into(),
+            "--bcrypt-cost=4".into(),
+        ],
+    );
+    let as_root = client_flags(&ca.cert_file, Some(&root));
+    let as_alice = client_flags(&ca.cert_file, Some(&alice));
+    let as_nobody = client_flags(&ca.cert_file, Some(&nobody));
+    member.wait_healthy(&as_root);
+    member.ok(&as_root, &["user", "add", "root:unused"]);
+    member.ok(&as_root, &["user", "add", "alice", "--no-password"]);
+    member.ok(&as_root, &["role", "add", "reader"]);
+    member.ok(
+        &as_root,
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "read",
+            "app/",
+            "--prefix=true",
+        ],
+    );
+    member.ok(&as_root, &["user", "grant-role", "alice", "reader"]);
+    member.ok(&as_root, &["auth", "enable"]);
+
+    member.ok(&as_root, &["put", "app/x", "1"]);
+    assert_eq!(member.ok(&as_alice, &["get", "app/x"]), "app/x\n1\n");
+    for (flags, args) in [
+        (&as_alice, &["put", "app/x", "2"][..]),
+        (&as_alice, &["user", "list"]),
+        (&as_nobody, &["get", "app/x"]),
+    ] {
+        let refused = member.refused(flags, args);
+        assert!(
+            refused.contains("etcdserver: permission denied"),
+            "{args:?}: {refused}"
+        );
+    }
+    // A password still works beside the certificate, and wins over it.
+    let mut with_password = as_alice.clone();
+    with_password.push("--user=root:unused".into());
+    member.ok(&with_password, &["put", "app/y", "1"]);
+}
+
 #[test]
 fn certificates_and_the_ca_bundle_rotate_while_serving() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,6 +360,8 @@ fn cluster_member_args(
         format!("--peer-trusted-ca-file={ca}"),
         "--peer-client-cert-auth".into(),
         "--peer-cert-allowed-cn=member".into(),
+        // The test adds two would-be learners at once (etcd's default allows one).
+        "--max-learners=2".into(),
     ];
     (args, endpoint)
 }

@@ -30,25 +30,36 @@ impl Context {
     /// know (expired, from another member, from before a restart) is "invalid auth token",
     /// which etcd's clients answer by authenticating again.
     pub fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Option<Caller>, Status> {
-        self.caller_of_token(token_of(request).as_deref())
+        self.caller_of(&Credentials::of(request))
     }
 
-    /// `caller` for a token kept from a stream's metadata (each watch create is checked
-    /// with the stream's token as it is then).
-    pub fn caller_of_token(&self, token: Option<&str>) -> Result<Option<Caller>, Status> {
-        if !self.node.view().machine.auth().is_enabled() {
+    /// `caller` for credentials kept from a stream's opening (each watch create is checked
+    /// with them as they are then). A token wins; without one, with `--client-cert-auth`,
+    /// a verified client certificate's common name is the user, at the current auth
+    /// revision (etcd's `AuthInfoFromTLS`); otherwise the sender is anonymous.
+    pub fn caller_of(&self, credentials: &Credentials) -> Result<Option<Caller>, Status> {
+        let view = self.node.view();
+        let auth = view.machine.auth();
+        if !auth.is_enabled() {
             return Ok(None);
         }
-        let Some(token) = token else {
-            return Ok(Some(Caller(TokenInfo {
+        if let Some(token) = &credentials.token {
+            return match self.tokens.lookup(token) {
+                Some(info) => Ok(Some(Caller(info))),
+                None => Err(status(EtcdError::InvalidAuthToken)),
+            };
+        }
+        let info = match &credentials.common_name {
+            Some(name) if self.client_cert_auth => TokenInfo {
+                user: name.clone(),
+                auth_revision: auth.revision(),
+            },
+            _ => TokenInfo {
                 user: String::new(),
                 auth_revision: 0,
-            })));
+            },
         };
-        match self.tokens.lookup(token) {
-            Some(info) => Ok(Some(Caller(info))),
-            None => Err(status(EtcdError::InvalidAuthToken)),
-        }
+        Ok(Some(Caller(info)))
     }
 
     /// etcd's `IsAdminPermitted`: with auth on, only a user with the root role.
@@ -138,13 +149,35 @@ impl Context {
     }
 }
 
-/// The token a request carries in its metadata, if any.
-pub fn token_of<T>(request: &tonic::Request<T>) -> Option<String> {
-    TOKEN_KEYS
-        .iter()
-        .find_map(|key| request.metadata().get(*key))
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string)
+/// What a connection knows of its client, as tonic hands it to every request: the address
+/// and, over TLS with a client certificate, the certificate's verified common name.
+#[derive(Debug, Clone)]
+pub struct ClientConnectInfo {
+    pub remote_address: Option<crate::io::SocketAddr>,
+    pub certificate_common_name: Option<String>,
+}
+
+/// What a request can authenticate with: the token in its metadata, and the common name of
+/// the client certificate its connection presented.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub token: Option<String>,
+    pub common_name: Option<String>,
+}
+
+impl Credentials {
+    pub fn of<T>(request: &tonic::Request<T>) -> Credentials {
+        let token = TOKEN_KEYS
+            .iter()
+            .find_map(|key| request.metadata().get(*key))
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let common_name = request
+            .extensions()
+            .get::<ClientConnectInfo>()
+            .and_then(|info| info.certificate_common_name.clone());
+        Credentials { token, common_name }
+    }
 }
 
 fn admin(auth: &AuthStore, caller: &Caller) -> Result<(), EtcdError> {

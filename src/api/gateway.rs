@@ -156,7 +156,10 @@ pub async fn stream(
             Ok(lines(super::WatchService::new(context.clone()).open(
                 inbound,
                 false,
-                authorization.map(str::to_string),
+                super::authorize::Credentials {
+                    token: authorization.map(str::to_string),
+                    common_name: None,
+                },
             )))
         }
         "/v3/lease/keepalive" => {

@@ -63,7 +63,7 @@ pub use maintenance::MaintenanceService;
 pub use peer::{GrpcPeerTransport, PeerService, PEER_CONNECT_TIMEOUT, PEER_MESSAGE_BYTES_MAX};
 pub use watch::WatchService;
 
-pub use authorize::{guarded, Caller};
+pub use authorize::{guarded, Caller, ClientConnectInfo, Credentials};
 pub use error::{status, WireError};
 pub use tokens::SimpleTokens;
 
@@ -110,6 +110,8 @@ pub struct Context {
     pub tokens: SimpleTokens,
     /// `--bcrypt-cost`: the work factor of password hashes made here.
     pub bcrypt_cost: u32,
+    /// `--client-cert-auth`: a verified client certificate's common name authenticates.
+    pub client_cert_auth: bool,
     /// Whom requests made through this context are made for (the recipes' proposals); None
     /// for the services' own context.
     pub acting_for: Option<Caller>,

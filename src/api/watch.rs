@@ -3,6 +3,7 @@
 //! own task wait (its watchers simply fall behind in history), never grows memory, never
 //! loses or repeats an event.
 
+use super::authorize::Credentials;
 use super::pb::etcdserverpb::{self as pb, watch_server::Watch};
 use super::pb::mvccpb;
 use super::{convert, next_message, status, Context, Inbound};
@@ -41,11 +42,11 @@ impl Watch for WatchService {
     ) -> Result<Response<ResponseStream>, Status> {
         self.context.admit(&request, false)?;
         let requires_leader = Context::requires_leader(&request);
-        let token = super::authorize::token_of(&request);
+        let credentials = super::authorize::Credentials::of(&request);
         Ok(Response::new(self.open(
             Box::pin(request.into_inner()),
             requires_leader,
-            token,
+            credentials,
         )))
     }
 }
@@ -56,13 +57,13 @@ impl WatchService {
         &self,
         inbound: Inbound<pb::WatchRequest>,
         requires_leader: bool,
-        token: Option<String>,
+        credentials: Credentials,
     ) -> ResponseStream {
         let (sender, receiver) = mpsc::channel(self.context.watch.responses_queued_max);
         let context = self.context.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = serve_stream(context.clone(), inbound, sender.clone(), token) => {}
+                () = serve_stream(context.clone(), inbound, sender.clone(), credentials) => {}
                 () = context.until_leader_lost(requires_leader) => {
                     let _ = sender.send(Err(status(EtcdError::NoLeader))).await;
                 }
@@ -79,7 +80,7 @@ async fn serve_stream(
     context: Context,
     mut inbound: Inbound<pb::WatchRequest>,
     sender: Sender,
-    token: Option<String>,
+    credentials: Credentials,
 ) {
     let mut watchers = WatchStream::new(context.watch.watchers_per_stream_max);
     let metrics = context.node.metrics().clone();
@@ -137,7 +138,7 @@ async fn serve_stream(
                         return;
                     }
                 };
-                match handle_request(&context, &mut watchers, &sender, request, token.as_deref()).await {
+                match handle_request(&context, &mut watchers, &sender, request, &credentials).await {
                     Ok(progress) => progress_requested |= progress,
                     Err(Closed) => return,
                 }
@@ -190,7 +191,7 @@ async fn handle_request(
     watchers: &mut WatchStream,
     sender: &Sender,
     request: pb::WatchRequest,
-    token: Option<&str>,
+    credentials: &Credentials,
 ) -> Result<bool, Closed> {
     use pb::watch_request::RequestUnion;
     let current = context.current_revision();
@@ -198,7 +199,7 @@ async fn handle_request(
         Some(RequestUnion::CreateRequest(create)) => {
             let requested_id = create.watch_id;
             let range = KeyRange::new(create.key.clone(), create.range_end.clone());
-            if !watch_permitted(context, token, &range) {
+            if !watch_permitted(context, credentials, &range) {
                 let denied = status(EtcdError::PermissionDenied);
                 // etcd's reason is the gRPC error's text, code included.
                 let reason = format!(
@@ -242,10 +243,10 @@ async fn handle_request(
     Ok(false)
 }
 
-/// etcd's `isWatchPermitted`: with auth on, the stream's token (as it is now) must speak for
-/// a user who may read the whole range.
-fn watch_permitted(context: &Context, token: Option<&str>, range: &KeyRange) -> bool {
-    let Ok(caller) = context.caller_of_token(token) else {
+/// etcd's `isWatchPermitted`: with auth on, the stream's credentials (as they are now) must
+/// speak for a user who may read the whole range.
+fn watch_permitted(context: &Context, credentials: &Credentials, range: &KeyRange) -> bool {
+    let Ok(caller) = context.caller_of(credentials) else {
         return false;
     };
     let view = context.node.view();

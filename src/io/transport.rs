@@ -46,6 +46,12 @@ impl Transport {
         }
     }
 
+    /// The common name of the certificate the client presented, once rustls verified it
+    /// against the trusted CA (etcd's `AuthInfoFromTLS` authenticates it as that user).
+    pub fn client_common_name(&self) -> Option<String> {
+        super::tls::common_name(self.peer_certificates()?.first()?)
+    }
+
     /// The certificate chain the other side presented (TLS with a client certificate).
     pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         match self {

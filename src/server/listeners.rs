@@ -180,10 +180,13 @@ pub async fn serve_metrics(
 
 #[cfg(not(madsim))]
 impl tonic::transport::server::Connected for crate::io::client_connection::ClientConnection {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    type ConnectInfo = crate::api::ClientConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.transport().connect_info()
+        crate::api::ClientConnectInfo {
+            remote_address: self.transport().tcp().peer_addr().ok(),
+            certificate_common_name: self.transport().client_common_name(),
+        }
     }
 }
 

@@ -240,6 +240,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         watch,
         tokens: crate::api::SimpleTokens::new(Duration::from_secs(config.auth_token_ttl)),
         bcrypt_cost: config.bcrypt_cost,
+        client_cert_auth: config.tls.client_cert_auth,
         acting_for: None,
     };
     let (shutdown, stop) = watch::channel(false);

@@ -136,6 +136,8 @@ impl TlsOptions {
 pub use build::{ClientTls, ServerTls};
 #[cfg(not(madsim))]
 pub use self_signed::self_signed_certificate;
+#[cfg(not(madsim))]
+pub use verify::common_name;
 
 #[cfg(madsim)]
 mod simulated {
