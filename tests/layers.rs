@@ -72,6 +72,11 @@ const RULES: &[Rule] = &[
         allowed: &["io/"],
     },
     Rule {
+        name: "token signing only in io",
+        pattern: "jsonwebtoken",
+        allowed: &["io/"],
+    },
+    Rule {
         name: "anyhow only in the binaries",
         pattern: "anyhow",
         allowed: &["bin/"],

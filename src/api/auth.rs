@@ -134,10 +134,14 @@ impl Auth for AuthService {
             tracing::info!(user = %request.name, "authentication failed: invalid password");
             return Err(status(EtcdError::AuthFailed));
         }
-        let token = self.context.tokens.issue(TokenInfo {
-            user: request.name,
-            auth_revision: auth.revision(),
-        });
+        let token = self
+            .context
+            .tokens
+            .issue(TokenInfo {
+                user: request.name,
+                auth_revision: auth.revision(),
+            })
+            .map_err(Status::unknown)?;
         Ok(Response::new(pb::AuthenticateResponse {
             header: self.context.header(revision),
             token,

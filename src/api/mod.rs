@@ -65,7 +65,7 @@ pub use watch::WatchService;
 
 pub use authorize::{guarded, Caller, ClientConnectInfo, Credentials};
 pub use error::{status, WireError};
-pub use tokens::SimpleTokens;
+pub use tokens::Tokens;
 
 use crate::base::{EtcdError, Limits, Revision};
 use crate::raft::{Lessor, RaftNode};
@@ -106,8 +106,8 @@ pub struct Context {
     pub cluster_id: u64,
     pub limits: Limits,
     pub watch: WatchLimits,
-    /// This member's simple tokens (`--auth-token-ttl`).
-    pub tokens: SimpleTokens,
+    /// This member's tokens (`--auth-token`, `--auth-token-ttl`).
+    pub tokens: Tokens,
     /// `--bcrypt-cost`: the work factor of password hashes made here.
     pub bcrypt_cost: u32,
     /// `--client-cert-auth`: a verified client certificate's common name authenticates.

@@ -1,10 +1,12 @@
-//! etcd's simple tokens (`--auth-token simple`): opaque random strings this member hands out
-//! on Authenticate and recognises until they go unused for `--auth-token-ttl` (each use
-//! extends the token, as etcd's TTL keeper does). They are member-local and kept in memory
-//! only, so a restart or another member asks the client to authenticate again ("invalid
-//! auth token"), which etcd's clients do by themselves.
+//! The tokens Authenticate hands out (`--auth-token`). etcd's simple tokens: opaque random
+//! strings this member recognises until they go unused for `--auth-token-ttl` (each use
+//! extends the token, as etcd's TTL keeper does), member-local and in memory only, so a
+//! restart or another member asks the client to authenticate again ("invalid auth token"),
+//! which etcd's clients do by themselves. Or etcd's JWT tokens (`io::jwt`), which every
+//! member holding the same keys accepts until they expire.
 
 use crate::io::clock;
+use crate::io::jwt::JwtKeys;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,8 +29,53 @@ struct Entry {
     expires_at_ms: u64,
 }
 
+/// This member's token provider.
 #[derive(Clone)]
-pub struct SimpleTokens {
+pub struct Tokens(Arc<Provider>);
+
+enum Provider {
+    Simple(SimpleTokens),
+    Jwt(JwtKeys),
+}
+
+impl Tokens {
+    pub fn simple(ttl: Duration) -> Tokens {
+        Tokens(Arc::new(Provider::Simple(SimpleTokens::new(ttl))))
+    }
+
+    pub fn jwt(keys: JwtKeys) -> Tokens {
+        Tokens(Arc::new(Provider::Jwt(keys)))
+    }
+
+    /// A new token for `info`; fails only for a JWT member holding no private key.
+    pub fn issue(&self, info: TokenInfo) -> Result<String, String> {
+        match &*self.0 {
+            Provider::Simple(simple) => Ok(simple.issue(info)),
+            Provider::Jwt(keys) => keys.sign(&info.user, info.auth_revision),
+        }
+    }
+
+    /// Who `token` speaks for; None for a token that is unknown, forged or expired.
+    pub fn lookup(&self, token: &str) -> Option<TokenInfo> {
+        match &*self.0 {
+            Provider::Simple(simple) => simple.lookup(token),
+            Provider::Jwt(keys) => keys.verify(token).map(|(user, auth_revision)| TokenInfo {
+                user,
+                auth_revision,
+            }),
+        }
+    }
+
+    /// Forgets the simple tokens of `user` (deleted, or its password changed), as etcd
+    /// does. A JWT cannot be recalled; the change moved the auth revision past it.
+    pub fn invalidate_user(&self, user: &str) {
+        if let Provider::Simple(simple) = &*self.0 {
+            simple.invalidate_user(user);
+        }
+    }
+}
+
+struct SimpleTokens {
     ttl: Duration,
     state: Arc<Mutex<State>>,
 }
@@ -40,7 +87,7 @@ struct State {
 }
 
 impl SimpleTokens {
-    pub fn new(ttl: Duration) -> Self {
+    fn new(ttl: Duration) -> Self {
         SimpleTokens {
             ttl,
             state: Arc::default(),
@@ -48,7 +95,7 @@ impl SimpleTokens {
     }
 
     /// A new token for `info`.
-    pub fn issue(&self, info: TokenInfo) -> String {
+    fn issue(&self, info: TokenInfo) -> String {
         let now_ms = clock::monotonic_ms();
         let mut state = self.state.lock().unwrap();
         state.issued += 1;
@@ -79,7 +126,7 @@ impl SimpleTokens {
 
     /// Who `token` speaks for, extending it; None for a token this member never issued or
     /// that expired.
-    pub fn lookup(&self, token: &str) -> Option<TokenInfo> {
+    fn lookup(&self, token: &str) -> Option<TokenInfo> {
         let now_ms = clock::monotonic_ms();
         let mut state = self.state.lock().unwrap();
         let entry = state.tokens.get_mut(token)?;
@@ -91,8 +138,7 @@ impl SimpleTokens {
         Some(entry.info.clone())
     }
 
-    /// Forgets every token of `user` (deleted, or its password changed), as etcd does.
-    pub fn invalidate_user(&self, user: &str) {
+    fn invalidate_user(&self, user: &str) {
         let mut state = self.state.lock().unwrap();
         state.tokens.retain(|_, entry| entry.info.user != user);
     }

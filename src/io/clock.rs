@@ -120,3 +120,11 @@ mod tests {
         });
     }
 }
+
+/// Seconds since the Unix epoch by the wall clock (madsim's simulated one in simulation),
+/// for the few things that must agree across members and restarts: JWT expiry times.
+pub fn wall_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

@@ -10,6 +10,7 @@ pub mod disk;
 mod disk_memory;
 mod disk_os;
 pub mod http2_authority;
+pub mod jwt;
 pub mod process;
 pub mod runtime;
 pub mod tls;

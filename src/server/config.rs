@@ -306,18 +306,50 @@ fn parse_bytes_at_most(text: &str, ceiling: usize) -> Result<usize, String> {
     Ok(bytes)
 }
 
-/// `--auth-token`: etcd's `simple`; JWT tokens are not made by this version of Cairn, and a
-/// member told to use them refuses to start rather than hand out another kind.
+/// `--auth-token`: etcd's `simple`, or `jwt` with its options (checked again, with the
+/// key files, by `jwt_options` at start).
 fn parse_auth_token(text: &str) -> Result<String, String> {
     match text.split(',').next() {
-        Some("simple") => Ok("simple".to_string()),
-        Some("jwt") => {
-            Err("JWT tokens are not supported by this version of Cairn; use 'simple'".to_string())
-        }
+        Some("simple") if !text.contains(',') => Ok(text.to_string()),
+        Some("jwt") => jwt_options(text).map(|_| text.to_string()),
         _ => Err(format!(
-            "unknown token type {text:?} (etcd's are 'simple' and 'jwt')"
+            "unknown token type {text:?} (etcd's are 'simple' and 'jwt,pub-key=...,priv-key=...,sign-method=...,ttl=...')"
         )),
     }
+}
+
+/// The options of `--auth-token jwt,...`, None for `simple`: etcd's `pub-key` (required),
+/// `priv-key` (without it the member only verifies), `sign-method` (required) and `ttl`
+/// (default 5m).
+pub fn jwt_options(flag: &str) -> Result<Option<crate::io::jwt::JwtOptions>, String> {
+    let mut parts = flag.split(',');
+    if parts.next() != Some("jwt") {
+        return Ok(None);
+    }
+    let (mut public_key, mut private_key, mut sign_method) = (None, None, None);
+    let mut ttl = std::time::Duration::from_secs(300);
+    for part in parts {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("auth: invalid auth options {part:?} (name=value)"))?;
+        match name {
+            "pub-key" => public_key = Some(PathBuf::from(value)),
+            "priv-key" => private_key = Some(PathBuf::from(value)),
+            "sign-method" => sign_method = Some(value.to_string()),
+            "ttl" => ttl = parse_duration(value, std::time::Duration::from_secs(1))?,
+            _ => {
+                return Err(format!(
+                    "auth: invalid auth options: unknown option {name:?}"
+                ))
+            }
+        }
+    }
+    Ok(Some(crate::io::jwt::JwtOptions {
+        sign_method: sign_method.ok_or("auth: invalid auth options: sign-method is required")?,
+        public_key: public_key.ok_or("auth: invalid auth options: pub-key is required")?,
+        private_key,
+        ttl,
+    }))
 }
 
 fn parse_request_bytes(text: &str) -> Result<usize, String> {

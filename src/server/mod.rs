@@ -83,6 +83,21 @@ fn compaction_mode(config: &Config) -> Result<CompactionMode, StartError> {
     })
 }
 
+/// The token provider `--auth-token` names: simple tokens living `--auth-token-ttl`, or
+/// JWTs signed with the key files given (a key that does not load stops the start).
+fn token_provider(config: &Config) -> Result<crate::api::Tokens, StartError> {
+    match config::jwt_options(&config.auth_token)
+        .map_err(|reason| StartError::Flag(format!("--auth-token: {reason}")))?
+    {
+        None => Ok(crate::api::Tokens::simple(Duration::from_secs(
+            config.auth_token_ttl,
+        ))),
+        Some(options) => crate::io::jwt::JwtKeys::load(&options)
+            .map(crate::api::Tokens::jwt)
+            .map_err(|reason| StartError::Flag(format!("--auth-token: {reason}"))),
+    }
+}
+
 /// A data directory without `member/identity` gets its IDs from today's flags. If its raft
 /// storage already holds a membership that lacks that ID (the identity file was lost and the
 /// flags differ from the first start's), no member would ever talk to this one and it would
@@ -238,7 +253,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         cluster_id: identity.cluster_id,
         limits,
         watch,
-        tokens: crate::api::SimpleTokens::new(Duration::from_secs(config.auth_token_ttl)),
+        tokens: token_provider(config)?,
         bcrypt_cost: config.bcrypt_cost,
         client_cert_auth: config.tls.client_cert_auth,
         acting_for: None,

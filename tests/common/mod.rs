@@ -108,7 +108,10 @@ impl Server {
                 );
             }
             let output = self.etcdctl(&["endpoint", "health", "--command-timeout=1s"]);
-            if output.status.success() {
+            // With auth on, an anonymous health read is refused after it went through raft:
+            // the member is up (etcd's own health check counts a refusal as healthy too).
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.success() || stderr.contains("etcdserver: user name is empty") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
