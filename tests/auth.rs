@@ -244,6 +244,11 @@ async fn client_as(server: &Server, user: &str, password: &str, refresh: bool) -
         .unwrap()
 }
 
+async fn put_leased(client: &mut Client, key: &str, lease: i64) {
+    let options = etcd_client::PutOptions::new().with_lease(lease);
+    client.put(key, "v", Some(options)).await.unwrap();
+}
+
 fn denied(error: etcd_client::Error) -> bool {
     matches!(&error, etcd_client::Error::GRpcStatus(status)
         if status.code() == tonic::Code::PermissionDenied
@@ -258,13 +263,7 @@ async fn txns_watches_and_leases_are_checked_key_by_key() {
     let mut root = client_as(&server, "root", "rootpw", false).await;
     let mut alice = client_as(&server, "alice", "alicepw", false).await;
     let lease = root.lease_grant(60, None).await.unwrap().id();
-    root.put(
-        "app/leased",
-        "v",
-        Some(etcd_client::PutOptions::new().with_lease(lease)),
-    )
-    .await
-    .unwrap();
+    put_leased(&mut root, "app/leased", lease).await;
     root.put("other", "secret", None).await.unwrap();
 
     // A txn is refused if any compare or operation, on either branch, reaches outside.
@@ -288,13 +287,7 @@ async fn txns_watches_and_leases_are_checked_key_by_key() {
     // TimeToLive needs READ on every key of the lease.
     alice.lease_time_to_live(lease, None).await.unwrap();
     let secret_lease = root.lease_grant(60, None).await.unwrap().id();
-    root.put(
-        "other/leased",
-        "v",
-        Some(etcd_client::PutOptions::new().with_lease(secret_lease)),
-    )
-    .await
-    .unwrap();
+    put_leased(&mut root, "other/leased", secret_lease).await;
     assert!(denied(
         alice
             .lease_time_to_live(secret_lease, None)

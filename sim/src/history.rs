@@ -163,6 +163,46 @@ pub struct FinalState {
     pub recovery_ms: Option<Millis>,
 }
 
+/// The auth workload: when auth was on, how the restricted role's grant on the granted
+/// prefix changed, and every request of the restricted user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthLog {
+    /// When `auth enable` was acknowledged (requests before it are not checked).
+    pub enabled_ms: Option<Millis>,
+    /// When the final `auth disable` was first sent (requests after it are not checked).
+    pub disable_invoked_ms: Option<Millis>,
+    /// Grants and revokes in the order the admin sent them, one at a time.
+    pub grant_changes: Vec<GrantChange>,
+    pub requests: Vec<AuthRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantChange {
+    /// true: READWRITE granted on the prefix; false: revoked.
+    pub granted: bool,
+    pub invoked_ms: Millis,
+    /// None: no answer (it may take effect at any time after it was sent).
+    pub completed_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Allowed,
+    Denied,
+    /// Anything else (a timeout, an old token): neither allowed nor denied.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub client: usize,
+    pub key: String,
+    pub write: bool,
+    pub invoked_ms: Millis,
+    pub completed_ms: Millis,
+    pub outcome: AuthOutcome,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
     pub operations: Vec<Operation>,
@@ -171,4 +211,5 @@ pub struct History {
     pub final_state: FinalState,
     /// Operator requests (membership changes) a healed cluster did not complete in time.
     pub stalled_changes: Vec<String>,
+    pub auth: AuthLog,
 }

@@ -100,6 +100,10 @@ impl MemberFlags {
                 settings.lease_checkpoint_interval_ms
             ),
             format!("--proposal-batch-bytes={}", settings.proposal_batch_bytes),
+            // bcrypt's lowest cost: a hash at etcd's default costs real CPU on every
+            // Authenticate (tens of ms) and slows the whole simulation, changing nothing it
+            // checks.
+            "--bcrypt-cost=4".to_string(),
         ];
         if settings.unsafe_no_fsync {
             arguments.push("--unsafe-no-fsync".to_string());

@@ -57,6 +57,9 @@ pub struct Params {
     pub keepalives_dropped_recorded_as_acknowledged: bool,
     /// The members' client URLs, set by whoever runs the cluster (not drawn).
     pub endpoints: Vec<String>,
+    /// The auth workload's restricted clients (scenario-only; 0 leaves auth off).
+    pub auth_clients: usize,
+    pub auth_denials_recorded_as_allowed: bool,
 }
 
 impl Params {
@@ -148,6 +151,12 @@ impl Params {
                 .keepalives_dropped_recorded_as_acknowledged
                 .unwrap_or(false),
             endpoints: Vec::new(),
+            // Not drawn: auth changes what every other actor may do, so only a scenario
+            // that turns those off turns this on.
+            auth_clients: scenario.auth_clients.unwrap_or(0),
+            auth_denials_recorded_as_allowed: scenario
+                .auth_denials_recorded_as_allowed
+                .unwrap_or(false),
         }
     }
 

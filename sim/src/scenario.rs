@@ -41,6 +41,12 @@ pub struct Scenario {
     pub value_padding_bytes: Option<usize>,
     pub lease_renewal_percent: Option<u64>,
     pub keepalives_dropped_recorded_as_acknowledged: Option<bool>,
+    /// Restricted clients of the auth workload (0: none, and auth stays off). With any,
+    /// an admin enables auth, grants and revokes the clients' role over time, and disables
+    /// auth when faults stop; the other workload actors should then be off.
+    pub auth_clients: Option<usize>,
+    /// A planted recording bug (negative control): denied auth requests recorded as allowed.
+    pub auth_denials_recorded_as_allowed: Option<bool>,
     /// Checkers to run by name (default: all of `check::CHECKERS`). A member that panics
     /// always fails the run.
     pub checkers: Option<Vec<String>>,

@@ -26,6 +26,10 @@ pub enum Stream {
     LeaseClient(usize),
     /// The compactor's targets.
     Compactor,
+    /// The auth admin's grant and revoke timing.
+    AuthAdmin,
+    /// Restricted auth client `n`'s keys and members.
+    AuthClient(usize),
 }
 
 impl Stream {
@@ -41,6 +45,8 @@ impl Stream {
             Stream::WatcherRequiresLeader(n) => (seed ^ 0x1ead_e4ed).wrapping_add(n as u64),
             Stream::LeaseClient(n) => seed.wrapping_mul(41).wrapping_add(n as u64),
             Stream::Compactor => seed.wrapping_mul(43),
+            Stream::AuthAdmin => seed.wrapping_mul(53),
+            Stream::AuthClient(n) => seed.wrapping_mul(59).wrapping_add(n as u64),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Checkers over a `History`. Each returns violations; an empty list means the history is
 //! consistent with what that checker guarantees. One checker per file.
 
+pub mod auth;
 pub mod convergence;
 pub mod durability;
 pub mod lease;
@@ -221,13 +222,14 @@ impl KnownWrites {
 
 /// Runs every checker.
 /// Every checker's name, as violations carry it and scenarios select it.
-pub const CHECKERS: [&str; 6] = [
+pub const CHECKERS: [&str; 7] = [
     "linearizability",
     "watch",
     "lease",
     "durability",
     "convergence",
     "liveness",
+    "auth",
 ];
 
 pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
@@ -246,6 +248,7 @@ pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
     violations.extend(durability::check(history, &known));
     violations.extend(convergence::check(history));
     violations.extend(liveness::check(history, options.recovery_bound_ms));
+    violations.extend(auth::check(history));
     violations
 }
 

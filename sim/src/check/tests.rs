@@ -476,3 +476,77 @@ fn an_observed_delete_is_bound_to_the_earliest_invoked_unanswered_delete() {
     history.final_state.keys.remove("k");
     assert_eq!(linearizability(&history), Vec::new());
 }
+
+fn change(granted: bool, invoked_ms: Millis, completed_ms: Option<Millis>) -> GrantChange {
+    GrantChange {
+        granted,
+        invoked_ms,
+        completed_ms,
+    }
+}
+
+fn allowed(key: &str, invoked_ms: Millis, completed_ms: Millis) -> AuthRequest {
+    AuthRequest {
+        client: 0,
+        key: key.into(),
+        write: true,
+        invoked_ms,
+        completed_ms,
+        outcome: AuthOutcome::Allowed,
+    }
+}
+
+fn auth_history(changes: Vec<GrantChange>, requests: Vec<AuthRequest>) -> History {
+    History {
+        auth: AuthLog {
+            enabled_ms: Some(10),
+            disable_invoked_ms: Some(10_000),
+            grant_changes: changes,
+            requests,
+        },
+        ..History::default()
+    }
+}
+
+#[test]
+fn auth_allows_what_a_grant_in_effect_or_in_flight_explains() {
+    let history = auth_history(
+        vec![
+            change(true, 100, Some(150)),
+            change(false, 300, Some(350)),
+            // No answer: it may take effect at any time after 500.
+            change(true, 500, None),
+        ],
+        vec![
+            // Before auth was on: not checked.
+            allowed("secret/0", 0, 5),
+            // While granted, and while the revoke was in flight.
+            allowed("a/0", 160, 170),
+            allowed("a/1", 290, 320),
+            // After the unanswered grant was sent.
+            allowed("a/2", 600, 620),
+            // After the final disable was sent: not checked.
+            allowed("secret/1", 10_001, 10_002),
+        ],
+    );
+    assert_eq!(super::auth::check(&history), Vec::new());
+}
+
+#[test]
+fn auth_catches_access_outside_grants_and_after_a_revoke() {
+    let history = auth_history(
+        vec![change(true, 100, Some(150)), change(false, 300, Some(350))],
+        vec![
+            allowed("secret/0", 200, 210),
+            // Before the first grant was sent: nothing was granted once auth was on.
+            allowed("a/0", 20, 40),
+            // After the revoke was acknowledged.
+            allowed("a/1", 360, 380),
+        ],
+    );
+    let violations = super::auth::check(&history);
+    assert_eq!(violations.len(), 3, "{violations:?}");
+    assert!(violations
+        .iter()
+        .all(|violation| violation.checker == "auth"));
+}

@@ -152,6 +152,8 @@ impl RealCluster {
             format!("--snapshot-count={}", options.snapshot_count),
         ];
         if options.kind == ServerKind::Cairn {
+            // As in simulation: the cheapest bcrypt keeps Authenticate from costing real CPU.
+            arguments.push("--bcrypt-cost=4".to_string());
             arguments.push(format!(
                 "--lease-checkpoint-interval={}ms",
                 options.lease_checkpoint_interval_ms

@@ -2,11 +2,13 @@
 //! compare-and-swaps on a small key space, watchers from past revisions with progress
 //! requests, lease clients with short TTLs, and a compactor. Everything is recorded.
 
+mod auth;
 mod compactor;
 mod kv;
 mod lease;
 mod watch;
 
+pub use auth::{run_auth_admin, run_auth_client, GRANTED_PREFIX, SECRET_PREFIX};
 pub use compactor::run_compactor;
 pub use kv::run_client;
 pub use lease::run_lease_client;
@@ -87,7 +89,7 @@ pub type Actor = (
 );
 
 /// Every actor of the workload, in the order both worlds start them: KV clients, watchers,
-/// lease clients, the compactor.
+/// lease clients, the compactor, the auth admin and its restricted clients.
 pub fn actors(params: &Params, recorder: &SharedRecorder, stop_ms: Millis) -> Vec<Actor> {
     let mut actors: Vec<Actor> = Vec::new();
     for client in 0..params.clients {
@@ -105,6 +107,14 @@ pub fn actors(params: &Params, recorder: &SharedRecorder, stop_ms: Millis) -> Ve
     if params.compactions {
         let actor = run_compactor(params.clone(), recorder.clone(), stop_ms);
         actors.push(("compactor".to_string(), Box::pin(actor)));
+    }
+    if params.auth_clients > 0 {
+        let actor = run_auth_admin(params.clone(), recorder.clone(), stop_ms);
+        actors.push(("auth-admin".to_string(), Box::pin(actor)));
+    }
+    for client in 0..params.auth_clients {
+        let actor = run_auth_client(client, params.clone(), recorder.clone(), stop_ms);
+        actors.push((format!("auth-client-{client}"), Box::pin(actor)));
     }
     actors
 }
