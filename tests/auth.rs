@@ -439,3 +439,45 @@ async fn jwt_tokens_survive_a_restart_and_expire_by_their_ttl() {
         b"4"
     );
 }
+
+/// Lock and Election act for their caller: their keys need the caller's permissions, as
+/// etcd's in-process client passes the caller's token on.
+#[tokio::test]
+async fn locks_and_elections_act_for_their_caller() {
+    let (_dir, server) = start(&[]);
+    with_alice(&server);
+    ok_as(
+        &server,
+        ROOT,
+        &[
+            "role",
+            "grant-permission",
+            "reader",
+            "readwrite",
+            "jobs/",
+            "--prefix=true",
+        ],
+    );
+    let mut alice = client_as(&server, "alice", "alicepw", false).await;
+    let held = alice.lock("jobs", None).await.unwrap();
+    assert!(held.key().starts_with(b"jobs/"), "{:?}", held.key());
+    alice.unlock(held.key()).await.unwrap();
+    for refused in [
+        alice.lock("other", None).await.map(drop),
+        alice.campaign("other", "me", 0).await.map(drop),
+    ] {
+        match refused {
+            Err(etcd_client::Error::GRpcStatus(status)) => {
+                assert_eq!(
+                    status.message(),
+                    "etcdserver: permission denied",
+                    "{status:?}"
+                )
+            }
+            other => panic!("a lock outside alice's grants: {other:?}"),
+        }
+    }
+    let mut root = client_as(&server, "root", "rootpw", false).await;
+    let campaign = root.campaign("other", "root", 0).await.unwrap();
+    assert!(campaign.leader().is_some());
+}
