@@ -3,6 +3,7 @@
 //! hashed here with bcrypt before they are proposed (never logged, never stored or sent in
 //! clear), and Authenticate hands out this member's simple tokens.
 
+use super::authorize::authorize_admin_in;
 use super::pb::authpb;
 use super::pb::etcdserverpb::{self as pb, auth_server::Auth};
 use super::tokens::TokenInfo;
@@ -24,7 +25,7 @@ impl AuthService {
     /// Proposes `change` from `caller` and answers with the header at the applied revision.
     async fn change(
         &self,
-        caller: &Option<Caller>,
+        caller: &Caller,
         change: AuthCommand,
     ) -> Result<Option<pb::ResponseHeader>, Status> {
         let command = guarded(caller, Command::Auth(change));
@@ -83,8 +84,8 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::AuthStatusResponse>, Status> {
         self.context.admit(&request, false)?;
         let caller = self.context.caller(&request)?;
-        self.context.authorize_admin(&caller)?;
         let (auth, revision) = self.read().await?;
+        authorize_admin_in(&auth, &caller)?;
         Ok(Response::new(pb::AuthStatusResponse {
             header: self.context.header(revision),
             enabled: auth.is_enabled(),
@@ -185,11 +186,11 @@ impl Auth for AuthService {
         self.context.admit(&request, false)?;
         let caller = self.context.caller(&request)?;
         let name = request.into_inner().name;
-        // A user may read its own entry; anyone else's needs the root role.
-        if caller.as_ref().is_none_or(|caller| caller.user() != name) {
-            self.context.authorize_admin(&caller)?;
-        }
         let (auth, revision) = self.read().await?;
+        // A user may read its own entry; anyone else's needs the root role.
+        if caller.user() != name {
+            authorize_admin_in(&auth, &caller)?;
+        }
         let user = auth
             .user(&name)
             .ok_or_else(|| status(EtcdError::UserNotFound))?;
@@ -205,8 +206,8 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::AuthUserListResponse>, Status> {
         self.context.admit(&request, false)?;
         let caller = self.context.caller(&request)?;
-        self.context.authorize_admin(&caller)?;
         let (auth, revision) = self.read().await?;
+        authorize_admin_in(&auth, &caller)?;
         Ok(Response::new(pb::AuthUserListResponse {
             header: self.context.header(revision),
             users: auth.user_names().cloned().collect(),
@@ -299,12 +300,11 @@ impl Auth for AuthService {
         let name = request.into_inner().role;
         let (auth, revision) = self.read().await?;
         // A user may read a role it holds; any other needs the root role.
-        let holds = caller.as_ref().is_none_or(|caller| {
-            auth.user(caller.user())
-                .is_some_and(|user| user.roles.contains(&name))
-        });
+        let holds = auth
+            .user(caller.user())
+            .is_some_and(|user| user.roles.contains(&name));
         if !holds {
-            self.context.authorize_admin(&caller)?;
+            authorize_admin_in(&auth, &caller)?;
         }
         let role = auth
             .role(&name)
@@ -321,8 +321,8 @@ impl Auth for AuthService {
     ) -> Result<Response<pb::AuthRoleListResponse>, Status> {
         self.context.admit(&request, false)?;
         let caller = self.context.caller(&request)?;
-        self.context.authorize_admin(&caller)?;
         let (auth, revision) = self.read().await?;
+        authorize_admin_in(&auth, &caller)?;
         Ok(Response::new(pb::AuthRoleListResponse {
             header: self.context.header(revision),
             roles: auth.role_names().cloned().collect(),

@@ -14,22 +14,31 @@ use tonic::Status;
 /// an `Authorization` header to.
 const TOKEN_KEYS: [&str; 2] = ["token", "authorization"];
 
-/// The sender of a request while auth is on: the token's user and the auth revision it was
-/// issued at, or an anonymous sender (no token: empty name, revision 0).
+/// The sender of a request: the token's (or client certificate's) user and the auth
+/// revision it was issued at, or anonymous (empty name, revision 0). Whether auth applies
+/// is decided by each check from the state it checks against, never at resolution: a
+/// request resolved before auth was enabled and served after is checked as anonymous.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller(TokenInfo);
 
 impl Caller {
+    pub fn anonymous() -> Caller {
+        Caller(TokenInfo {
+            user: String::new(),
+            auth_revision: 0,
+        })
+    }
+
     pub fn user(&self) -> &str {
         &self.0.user
     }
 }
 
 impl Context {
-    /// None while auth is off; otherwise who sent `request`. A token this member does not
-    /// know (expired, from another member, from before a restart) is "invalid auth token",
-    /// which etcd's clients answer by authenticating again.
-    pub fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Option<Caller>, Status> {
+    /// Who sent `request`. A token this member does not know (expired, from another
+    /// member, from before a restart) is "invalid auth token" while auth is on, which
+    /// etcd's clients answer by authenticating again; while auth is off it is ignored.
+    pub fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller, Status> {
         self.caller_of(&Credentials::of(request))
     }
 
@@ -37,43 +46,35 @@ impl Context {
     /// with them as they are then). A token wins; without one, with `--client-cert-auth`,
     /// a verified client certificate's common name is the user, at the current auth
     /// revision (etcd's `AuthInfoFromTLS`); otherwise the sender is anonymous.
-    pub fn caller_of(&self, credentials: &Credentials) -> Result<Option<Caller>, Status> {
+    pub fn caller_of(&self, credentials: &Credentials) -> Result<Caller, Status> {
         let view = self.node.view();
         let auth = view.machine.auth();
-        if !auth.is_enabled() {
-            return Ok(None);
-        }
         if let Some(token) = &credentials.token {
             return match self.tokens.lookup(token) {
-                Some(info) => Ok(Some(Caller(info))),
-                None => Err(status(EtcdError::InvalidAuthToken)),
+                Some(info) => Ok(Caller(info)),
+                None if auth.is_enabled() => Err(status(EtcdError::InvalidAuthToken)),
+                None => Ok(Caller::anonymous()),
             };
         }
-        let info = match &credentials.common_name {
-            Some(name) if self.client_cert_auth => TokenInfo {
+        match &credentials.common_name {
+            Some(name) if self.client_cert_auth => Ok(Caller(TokenInfo {
                 user: name.clone(),
                 auth_revision: auth.revision(),
-            },
-            _ => TokenInfo {
-                user: String::new(),
-                auth_revision: 0,
-            },
-        };
-        Ok(Some(Caller(info)))
+            })),
+            _ => Ok(Caller::anonymous()),
+        }
     }
 
-    /// etcd's `IsAdminPermitted`: with auth on, only a user with the root role.
-    pub fn authorize_admin(&self, caller: &Option<Caller>) -> Result<(), Status> {
-        let Some(caller) = caller else {
-            return Ok(());
-        };
+    /// etcd's `IsAdminPermitted` against the applied state now: with auth on, only a user
+    /// with the root role.
+    pub fn authorize_admin(&self, caller: &Caller) -> Result<(), Status> {
         let view = self.node.view();
-        admin(view.machine.auth(), caller).map_err(status)
+        authorize_admin_in(view.machine.auth(), caller)
     }
 
     /// The admin check of etcd's maintenance server (Defragment, Snapshot, Hash, HashKV),
     /// which answers with the auth store's own error, code Unknown, as etcd does.
-    pub fn authorize_maintenance(&self, caller: &Option<Caller>) -> Result<(), Status> {
+    pub fn authorize_maintenance(&self, caller: &Caller) -> Result<(), Status> {
         self.authorize_admin(caller).map_err(|refused| {
             let reason = refused.message().trim_start_matches("etcdserver: ");
             let reason = if reason == "user name not found" {
@@ -89,11 +90,11 @@ impl Context {
     /// check that the token's revision is still current).
     pub fn authorize_range(
         &self,
-        caller: &Option<Caller>,
+        caller: &Caller,
         machine: &StateMachine,
         range: &KeyRange,
     ) -> Result<(), Status> {
-        self.authorize_read(caller, machine, |auth, user| {
+        authorize_read(caller, machine, |auth, user| {
             if auth.permits(user, range, crate::auth::Access::Read) {
                 Ok(())
             } else {
@@ -105,11 +106,11 @@ impl Context {
     /// What a read-only txn needs, against the state it is served from.
     pub fn authorize_txn(
         &self,
-        caller: &Option<Caller>,
+        caller: &Caller,
         machine: &StateMachine,
         txn: &TxnRequest,
     ) -> Result<(), Status> {
-        self.authorize_read(caller, machine, |auth, user| {
+        authorize_read(caller, machine, |auth, user| {
             access::check_txn(auth, machine.leases(), user, txn)
         })
     }
@@ -117,36 +118,43 @@ impl Context {
     /// READ on every key of a lease (etcd's LeaseTimeToLive check).
     pub fn authorize_lease_read(
         &self,
-        caller: &Option<Caller>,
+        caller: &Caller,
         machine: &StateMachine,
         id: LeaseId,
     ) -> Result<(), Status> {
-        self.authorize_read(caller, machine, |auth, user| {
+        authorize_read(caller, machine, |auth, user| {
             access::check_lease_read(auth, machine.leases(), user, id)
         })
     }
+}
 
-    fn authorize_read(
-        &self,
-        caller: &Option<Caller>,
-        machine: &StateMachine,
-        check: impl FnOnce(&AuthStore, &str) -> Result<(), EtcdError>,
-    ) -> Result<(), Status> {
-        let Some(caller) = caller else {
-            return Ok(());
-        };
-        let auth = machine.auth();
-        if !auth.is_enabled() {
-            return Ok(());
-        }
-        if caller.0.auth_revision == 0 {
-            return Err(status(EtcdError::UserEmpty));
-        }
-        if caller.0.auth_revision < auth.revision() {
-            return Err(status(EtcdError::AuthOldRevision));
-        }
-        check(auth, caller.user()).map_err(status)
+/// `IsAdminPermitted` against `auth` (for reads of the auth state, the state read).
+pub fn authorize_admin_in(auth: &AuthStore, caller: &Caller) -> Result<(), Status> {
+    if !auth.is_enabled() {
+        return Ok(());
     }
+    if caller.user().is_empty() {
+        return Err(status(EtcdError::UserEmpty));
+    }
+    auth.is_admin(caller.user()).map_err(status)
+}
+
+fn authorize_read(
+    caller: &Caller,
+    machine: &StateMachine,
+    check: impl FnOnce(&AuthStore, &str) -> Result<(), EtcdError>,
+) -> Result<(), Status> {
+    let auth = machine.auth();
+    if !auth.is_enabled() {
+        return Ok(());
+    }
+    if caller.0.auth_revision == 0 {
+        return Err(status(EtcdError::UserEmpty));
+    }
+    if caller.0.auth_revision < auth.revision() {
+        return Err(status(EtcdError::AuthOldRevision));
+    }
+    check(auth, caller.user()).map_err(status)
 }
 
 /// What a connection knows of its client, as tonic hands it to every request: the address
@@ -180,27 +188,12 @@ impl Credentials {
     }
 }
 
-fn admin(auth: &AuthStore, caller: &Caller) -> Result<(), EtcdError> {
-    if !auth.is_enabled() {
-        return Ok(());
-    }
-    if caller.user().is_empty() {
-        return Err(EtcdError::UserEmpty);
-    }
-    auth.is_admin(caller.user())
-}
-
-/// `command` as raft carries it from `caller`, to be checked again at apply. A command sent
-/// while auth was off is carried as anonymous: if auth is enabled before it applies, it is
-/// refused there as etcd refuses it ("user name is empty").
-pub fn guarded(caller: &Option<Caller>, command: Command) -> Command {
-    let (user, auth_revision) = match caller {
-        None => (String::new(), 0),
-        Some(caller) => (caller.0.user.clone(), caller.0.auth_revision),
-    };
+/// `command` as raft carries it from `caller`, to be checked again at apply (an anonymous
+/// caller's command is refused there if auth is on by then, as etcd refuses it).
+pub fn guarded(caller: &Caller, command: Command) -> Command {
     Command::Guarded {
-        user,
-        auth_revision,
+        user: caller.0.user.clone(),
+        auth_revision: caller.0.auth_revision,
         command: Box::new(command),
     }
 }

@@ -112,9 +112,9 @@ pub struct Context {
     pub bcrypt_cost: u32,
     /// `--client-cert-auth`: a verified client certificate's common name authenticates.
     pub client_cert_auth: bool,
-    /// Whom requests made through this context are made for (the recipes' proposals); None
-    /// for the services' own context.
-    pub acting_for: Option<Caller>,
+    /// Whom requests made through this context are made for (the recipes' proposals and
+    /// reads); anonymous in the services' own context.
+    pub acting_for: Caller,
 }
 
 /// Limits of watch streams; each has a flag.

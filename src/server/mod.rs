@@ -256,7 +256,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         tokens: token_provider(config)?,
         bcrypt_cost: config.bcrypt_cost,
         client_cert_auth: config.tls.client_cert_auth,
-        acting_for: None,
+        acting_for: crate::api::Caller::anonymous(),
     };
     let (shutdown, stop) = watch::channel(false);
     let mut listeners = Vec::new();
