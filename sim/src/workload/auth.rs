@@ -56,25 +56,43 @@ async fn authenticate(
     .map(|response| response.token)
 }
 
-/// Runs one setup step until it is done (or was already, by an attempt that timed out).
-async fn until_done<F, Fut>(params: &Params, channels: &[Channel], step: F)
+/// Runs one setup step until it is done, or was already (by an attempt that got no answer:
+/// "already exists", or, for the enable, the refusal an anonymous request gets once auth
+/// is on); false if `stop_ms` came first.
+async fn until_done<F, Fut>(
+    params: &Params,
+    channels: &[Channel],
+    recorder: &SharedRecorder,
+    stop_ms: Millis,
+    step: F,
+) -> bool
 where
     F: Fn(AuthClient<Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    for attempt in 0.. {
+    let mut attempt = 0;
+    while now_ms(recorder) < stop_ms {
         let client = AuthClient::new(channels[attempt % channels.len()].clone());
+        attempt += 1;
         match step(client).await {
-            Ok(()) => return,
-            Err(error) if error.contains("already exists") => return,
+            Ok(()) => return true,
+            Err(error) if error.contains("already exists") => return true,
+            Err(error) if error.contains("user name is empty") => return true,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(params.request_timeout_ms() / 4)).await
             }
         }
     }
+    false
 }
 
-async fn set_up(params: &Params, channels: &[Channel]) {
+/// Root and the restricted user with its role, then auth on; false if faults outlasted it.
+async fn set_up(
+    params: &Params,
+    channels: &[Channel],
+    recorder: &SharedRecorder,
+    stop_ms: Millis,
+) -> bool {
     let user_add = |name: &'static str, password: &'static str| {
         move |mut client: AuthClient<Channel>| async move {
             let request = pb::AuthUserAddRequest {
@@ -87,35 +105,73 @@ async fn set_up(params: &Params, channels: &[Channel]) {
                 .map(drop)
         }
     };
-    until_done(params, channels, user_add("root", ROOT_PASSWORD)).await;
-    until_done(params, channels, user_add(USER, USER_PASSWORD)).await;
-    until_done(params, channels, |mut client| async move {
-        let request = pb::AuthRoleAddRequest {
-            name: ROLE.to_string(),
-        };
-        with_timeout(params, client.role_add(request))
-            .await
-            .map(drop)
-    })
-    .await;
+    if !until_done(
+        params,
+        channels,
+        recorder,
+        stop_ms,
+        user_add("root", ROOT_PASSWORD),
+    )
+    .await
+        || !until_done(
+            params,
+            channels,
+            recorder,
+            stop_ms,
+            user_add(USER, USER_PASSWORD),
+        )
+        .await
+        || !until_done(
+            params,
+            channels,
+            recorder,
+            stop_ms,
+            |mut client| async move {
+                let request = pb::AuthRoleAddRequest {
+                    name: ROLE.to_string(),
+                };
+                with_timeout(params, client.role_add(request))
+                    .await
+                    .map(drop)
+            },
+        )
+        .await
+    {
+        return false;
+    }
     for (user, role) in [("root", "root"), (USER, ROLE)] {
-        until_done(params, channels, |mut client| async move {
-            let request = pb::AuthUserGrantRoleRequest {
-                user: user.to_string(),
-                role: role.to_string(),
-            };
-            with_timeout(params, client.user_grant_role(request))
+        let granted = until_done(
+            params,
+            channels,
+            recorder,
+            stop_ms,
+            |mut client| async move {
+                let request = pb::AuthUserGrantRoleRequest {
+                    user: user.to_string(),
+                    role: role.to_string(),
+                };
+                with_timeout(params, client.user_grant_role(request))
+                    .await
+                    .map(drop)
+            },
+        )
+        .await;
+        if !granted {
+            return false;
+        }
+    }
+    until_done(
+        params,
+        channels,
+        recorder,
+        stop_ms,
+        |mut client| async move {
+            with_timeout(params, client.auth_enable(pb::AuthEnableRequest {}))
                 .await
                 .map(drop)
-        })
-        .await;
-    }
-    until_done(params, channels, |mut client| async move {
-        with_timeout(params, client.auth_enable(pb::AuthEnableRequest {}))
-            .await
-            .map(drop)
-    })
-    .await;
+        },
+    )
+    .await
 }
 
 /// Grants (or revokes) the restricted role's READWRITE on the granted prefix, as root.
@@ -171,8 +227,9 @@ fn refused_before_raft(error: &str) -> bool {
 pub async fn run_auth_admin(params: Params, recorder: SharedRecorder, stop_ms: Millis) {
     let mut random = Stream::AuthAdmin.random(params.seed);
     let channels = channels(&params.endpoints);
-    set_up(&params, &channels).await;
-    recorder.lock().unwrap().history.auth.enabled_ms = Some(now_ms(&recorder));
+    if set_up(&params, &channels, &recorder, stop_ms).await {
+        recorder.lock().unwrap().history.auth.enabled_ms = Some(now_ms(&recorder));
+    }
     let mut granted = false;
     let mut session: Option<(usize, String)> = None;
     while now_ms(&recorder) < stop_ms {
