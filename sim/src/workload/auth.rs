@@ -243,43 +243,32 @@ pub async fn run_auth_admin(params: Params, recorder: SharedRecorder, stop_ms: M
                 }
             }
         };
+        let wanted = !granted;
         let invoked_ms = now_ms(&recorder);
-        let result = change_grant(&params, &channels[member], &token, !granted).await;
+        let result = change_grant(&params, &channels[member], &token, wanted).await;
         let completed_ms = now_ms(&recorder);
-        match result {
+        let answered = match result {
             Err(error) if refused_before_raft(&error) => continue,
             Ok(()) => {
-                granted = !granted;
-                let change = GrantChange {
-                    granted,
-                    invoked_ms,
-                    completed_ms: Some(completed_ms),
-                };
-                recorder
-                    .lock()
-                    .unwrap()
-                    .history
-                    .auth
-                    .grant_changes
-                    .push(change);
+                granted = wanted;
                 session = Some((member, token));
+                true
             }
-            Err(_) => {
-                // No answer: it may still take effect; the next change says what to do.
-                let change = GrantChange {
-                    granted: !granted,
-                    invoked_ms,
-                    completed_ms: None,
-                };
-                recorder
-                    .lock()
-                    .unwrap()
-                    .history
-                    .auth
-                    .grant_changes
-                    .push(change);
-            }
-        }
+            // No answer: it may still take effect; the next attempt asks for it again.
+            Err(_) => false,
+        };
+        let change = GrantChange {
+            granted: wanted,
+            invoked_ms,
+            completed_ms: answered.then_some(completed_ms),
+        };
+        recorder
+            .lock()
+            .unwrap()
+            .history
+            .auth
+            .grant_changes
+            .push(change);
         tokio::time::sleep(Duration::from_millis(random.gen_range(50..=400))).await;
     }
     disable(&params, &channels, &recorder).await;
