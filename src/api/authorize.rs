@@ -47,19 +47,20 @@ impl Context {
     /// a verified client certificate's common name is the user, at the current auth
     /// revision (etcd's `AuthInfoFromTLS`); otherwise the sender is anonymous.
     pub fn caller_of(&self, credentials: &Credentials) -> Result<Caller, Status> {
-        let view = self.node.view();
-        let auth = view.machine.auth();
+        // The applied auth state is consulted only when the credentials need it, so a
+        // request without any (the common case) costs nothing here.
+        let auth_now = || self.node.view().machine.auth().clone();
         if let Some(token) = &credentials.token {
             return match self.tokens.lookup(token) {
                 Some(info) => Ok(Caller(info)),
-                None if auth.is_enabled() => Err(status(EtcdError::InvalidAuthToken)),
+                None if auth_now().is_enabled() => Err(status(EtcdError::InvalidAuthToken)),
                 None => Ok(Caller::anonymous()),
             };
         }
         match &credentials.common_name {
             Some(name) if self.client_cert_auth => Ok(Caller(TokenInfo {
                 user: name.clone(),
-                auth_revision: auth.revision(),
+                auth_revision: auth_now().revision(),
             })),
             _ => Ok(Caller::anonymous()),
         }
