@@ -69,22 +69,14 @@ impl Context {
     /// etcd's `IsAdminPermitted` against the applied state now: with auth on, only a user
     /// with the root role.
     pub fn authorize_admin(&self, caller: &Caller) -> Result<(), Status> {
-        let view = self.node.view();
-        authorize_admin_in(view.machine.auth(), caller)
+        admin_check(self.node.view().machine.auth(), caller).map_err(status)
     }
 
     /// The admin check of etcd's maintenance server (Defragment, Snapshot, Hash, HashKV),
-    /// which answers with the auth store's own error, code Unknown, as etcd does.
+    /// which answers with the auth store's own error, as etcd does.
     pub fn authorize_maintenance(&self, caller: &Caller) -> Result<(), Status> {
-        self.authorize_admin(caller).map_err(|refused| {
-            let reason = refused.message().trim_start_matches("etcdserver: ");
-            let reason = if reason == "user name not found" {
-                "user not found"
-            } else {
-                reason
-            };
-            Status::unknown(format!("auth: {reason}"))
-        })
+        admin_check(self.node.view().machine.auth(), caller)
+            .map_err(|refused| super::error::auth_store_status(&refused))
     }
 
     /// READ on `range` for a read served from `machine` (etcd's `IsRangePermitted`, then its
@@ -131,13 +123,17 @@ impl Context {
 
 /// `IsAdminPermitted` against `auth` (for reads of the auth state, the state read).
 pub fn authorize_admin_in(auth: &AuthStore, caller: &Caller) -> Result<(), Status> {
+    admin_check(auth, caller).map_err(status)
+}
+
+fn admin_check(auth: &AuthStore, caller: &Caller) -> Result<(), EtcdError> {
     if !auth.is_enabled() {
         return Ok(());
     }
     if caller.user().is_empty() {
-        return Err(status(EtcdError::UserEmpty));
+        return Err(EtcdError::UserEmpty);
     }
-    auth.is_admin(caller.user()).map_err(status)
+    auth.is_admin(caller.user())
 }
 
 fn authorize_read(

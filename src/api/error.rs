@@ -113,3 +113,15 @@ fn etcd_status(error: EtcdError) -> Status {
     };
     Status::new(code, error.to_string())
 }
+
+/// An admin refusal as etcd's maintenance server answers it: the auth store's own error,
+/// not converted to its gRPC form, so code Unknown and the store's text.
+pub fn auth_store_status(error: &EtcdError) -> Status {
+    let reason = match error {
+        EtcdError::UserEmpty => "user name is empty",
+        EtcdError::UserNotFound => "user not found",
+        EtcdError::PermissionDenied => "permission denied",
+        other => return status(other.clone()),
+    };
+    Status::unknown(format!("auth: {reason}"))
+}

@@ -105,10 +105,25 @@ pub enum Command {
     },
 }
 
+/// What auth asks of a command's sender at apply, as etcd's auth applier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthCheck {
+    /// Nothing: etcd checks no permission for a compaction, whoever sends it (Kubernetes'
+    /// apiserver compacts with its own, usually not root, user).
+    Nothing,
+    /// The root role (auth changes).
+    Admin,
+    /// A current token and the permissions its keys need (`access::check_command`).
+    Keys,
+}
+
 impl Command {
-    /// Whether etcd lets only a root-role user issue this (auth changes).
-    pub fn needs_admin(&self) -> bool {
-        matches!(self, Command::Auth(_))
+    pub fn auth_check(&self) -> AuthCheck {
+        match self {
+            Command::Compact { .. } => AuthCheck::Nothing,
+            Command::Auth(_) => AuthCheck::Admin,
+            _ => AuthCheck::Keys,
+        }
     }
 }
 

@@ -158,24 +158,22 @@ impl StateMachine {
         id
     }
 
-    /// etcd's auth applier: with auth on, a root-only command needs the root role now;
-    /// any other needs a token issued at the current auth revision and every permission
-    /// its keys need (`access::check_command`), checked against the state it applies to.
+    /// etcd's auth applier: with auth on, each command gets the check `auth_check` names,
+    /// against the state it applies to.
     fn check_guard(
         &self,
         user: &str,
         auth_revision: u64,
         command: &Command,
     ) -> Result<(), EtcdError> {
-        // etcd checks no permission for a compaction, whoever sends it (Kubernetes'
-        // apiserver compacts with its own, usually not root, user).
-        if !self.auth.is_enabled() || matches!(command, Command::Compact { .. }) {
+        let check = command.auth_check();
+        if !self.auth.is_enabled() || check == AuthCheck::Nothing {
             return Ok(());
         }
         if user.is_empty() {
             return Err(EtcdError::UserEmpty);
         }
-        if command.needs_admin() {
+        if check == AuthCheck::Admin {
             return self.auth.is_admin(user);
         }
         if auth_revision == 0 {

@@ -86,15 +86,21 @@ where
     false
 }
 
-/// Root and the restricted user with its role, then auth on; false if faults outlasted it.
-async fn set_up(
+/// One step of the setup, in the order `set_up` takes them.
+enum SetupStep {
+    UserAdd(&'static str, &'static str),
+    RoleAdd(&'static str),
+    GrantRole(&'static str, &'static str),
+    Enable,
+}
+
+async fn set_up_step(
     params: &Params,
-    channels: &[Channel],
-    recorder: &SharedRecorder,
-    stop_ms: Millis,
-) -> bool {
-    let user_add = |name: &'static str, password: &'static str| {
-        move |mut client: AuthClient<Channel>| async move {
+    mut client: AuthClient<Channel>,
+    step: &SetupStep,
+) -> Result<(), String> {
+    match *step {
+        SetupStep::UserAdd(name, password) => {
             let request = pb::AuthUserAddRequest {
                 name: name.to_string(),
                 password: password.to_string(),
@@ -104,74 +110,54 @@ async fn set_up(
                 .await
                 .map(drop)
         }
-    };
-    if !until_done(
-        params,
-        channels,
-        recorder,
-        stop_ms,
-        user_add("root", ROOT_PASSWORD),
-    )
-    .await
-        || !until_done(
-            params,
-            channels,
-            recorder,
-            stop_ms,
-            user_add(USER, USER_PASSWORD),
-        )
-        .await
-        || !until_done(
-            params,
-            channels,
-            recorder,
-            stop_ms,
-            |mut client| async move {
-                let request = pb::AuthRoleAddRequest {
-                    name: ROLE.to_string(),
-                };
-                with_timeout(params, client.role_add(request))
-                    .await
-                    .map(drop)
-            },
-        )
-        .await
-    {
-        return false;
+        SetupStep::RoleAdd(name) => {
+            let request = pb::AuthRoleAddRequest {
+                name: name.to_string(),
+            };
+            with_timeout(params, client.role_add(request))
+                .await
+                .map(drop)
+        }
+        SetupStep::GrantRole(user, role) => {
+            let request = pb::AuthUserGrantRoleRequest {
+                user: user.to_string(),
+                role: role.to_string(),
+            };
+            with_timeout(params, client.user_grant_role(request))
+                .await
+                .map(drop)
+        }
+        SetupStep::Enable => with_timeout(params, client.auth_enable(pb::AuthEnableRequest {}))
+            .await
+            .map(drop),
     }
-    for (user, role) in [("root", "root"), (USER, ROLE)] {
-        let granted = until_done(
-            params,
-            channels,
-            recorder,
-            stop_ms,
-            |mut client| async move {
-                let request = pb::AuthUserGrantRoleRequest {
-                    user: user.to_string(),
-                    role: role.to_string(),
-                };
-                with_timeout(params, client.user_grant_role(request))
-                    .await
-                    .map(drop)
-            },
-        )
+}
+
+/// Root and the restricted user with its role, then auth on; false if faults outlasted it.
+async fn set_up(
+    params: &Params,
+    channels: &[Channel],
+    recorder: &SharedRecorder,
+    stop_ms: Millis,
+) -> bool {
+    let steps = [
+        SetupStep::UserAdd("root", ROOT_PASSWORD),
+        SetupStep::UserAdd(USER, USER_PASSWORD),
+        SetupStep::RoleAdd(ROLE),
+        SetupStep::GrantRole("root", "root"),
+        SetupStep::GrantRole(USER, ROLE),
+        SetupStep::Enable,
+    ];
+    for step in &steps {
+        let done = until_done(params, channels, recorder, stop_ms, |client| {
+            set_up_step(params, client, step)
+        })
         .await;
-        if !granted {
+        if !done {
             return false;
         }
     }
-    until_done(
-        params,
-        channels,
-        recorder,
-        stop_ms,
-        |mut client| async move {
-            with_timeout(params, client.auth_enable(pb::AuthEnableRequest {}))
-                .await
-                .map(drop)
-        },
-    )
-    .await
+    true
 }
 
 /// Grants (or revokes) the restricted role's READWRITE on the granted prefix, as root.
