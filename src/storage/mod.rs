@@ -2,6 +2,7 @@
 //! and snapshot files (written atomically). Knows bytes and record kinds, not raft: the raft
 //! layer decides what goes in a record and when to sync.
 
+pub mod bolt;
 pub mod codec;
 mod data_dir;
 mod error;
