@@ -5,6 +5,7 @@
 pub mod api;
 pub mod apply;
 pub mod auth;
+pub mod backup;
 pub mod base;
 pub mod io;
 pub mod lease;

@@ -97,6 +97,21 @@ pub struct AuthStore {
 }
 
 impl AuthStore {
+    /// The auth state read from a backup.
+    pub fn from_parts(
+        enabled: bool,
+        revision: u64,
+        users: impl IntoIterator<Item = (String, User)>,
+        roles: impl IntoIterator<Item = (String, Role)>,
+    ) -> AuthStore {
+        AuthStore {
+            enabled,
+            revision,
+            users: users.into_iter().collect(),
+            roles: roles.into_iter().collect(),
+        }
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.enabled
     }

@@ -82,6 +82,11 @@ impl LeaseTable {
         self.leases.is_empty()
     }
 
+    /// Puts back a lease read from a backup (its keys are attached by the caller).
+    pub fn restore(&mut self, lease: Lease) {
+        self.leases.insert(lease.id, lease);
+    }
+
     /// Records that `key` now belongs to lease `id` (which must exist).
     pub fn attach(&mut self, id: LeaseId, key: Bytes) {
         let lease = self

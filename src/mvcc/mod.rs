@@ -6,9 +6,11 @@
 //! and never block the writer. Pure and deterministic: no clock, no I/O, no randomness.
 //! It does not know about leases beyond storing a key's lease ID, nor about raft.
 
+mod history;
 mod query;
 mod write;
 
+pub use history::{StoreBuilder, Versions};
 pub use query::{RangeQuery, RangeResult, SortOrder, SortTarget};
 pub use write::WriteTxn;
 

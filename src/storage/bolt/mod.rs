@@ -31,7 +31,7 @@ mod read;
 mod write;
 
 pub use read::{BoltReader, BucketRoot};
-pub use write::{BoltWriter, BucketSource, NamedBucket};
+pub use write::{BoltWriter, BucketSource, NamedBucket, Pairs};
 
 /// The page size of the files Cairn writes (bbolt's default on Linux).
 pub const PAGE_BYTES: usize = 4096;

@@ -126,11 +126,12 @@ impl<'a> BoltReader<'a> {
         Ok(buckets)
     }
 
-    /// Visits every pair of a top-level bucket in key order.
+    /// Visits every pair of a top-level bucket in key order, with the file offset of its
+    /// element (for errors about its contents).
     pub fn visit(
         &self,
         bucket: &BucketRoot,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StorageError>,
+        visit: &mut dyn FnMut(u64, &[u8], &[u8]) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let mut visited = 0;
         self.walk(bucket, &mut visited, &mut |offset, flags, key, value| {
@@ -144,7 +145,7 @@ impl<'a> BoltReader<'a> {
                     ),
                 ));
             }
-            visit(key, value)
+            visit(offset, key, value)
         })
     }
 

@@ -2,31 +2,6 @@ use super::*;
 use crate::io::{Disk, MemoryDisk};
 use std::path::Path;
 
-/// A bucket from a list of pairs (sorted here).
-pub struct VecSource {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
-    position: usize,
-}
-
-impl VecSource {
-    pub fn new(mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
-        pairs.sort();
-        VecSource { pairs, position: 0 }
-    }
-}
-
-impl BucketSource for VecSource {
-    fn next_pair(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
-        let pair = self.pairs.get(self.position).cloned();
-        self.position += 1;
-        pair
-    }
-
-    fn rewind(&mut self) {
-        self.position = 0;
-    }
-}
-
 type Buckets = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
 
 fn write(buckets: &Buckets, chunk_bytes: usize) -> Vec<u8> {
@@ -34,7 +9,7 @@ fn write(buckets: &Buckets, chunk_bytes: usize) -> Vec<u8> {
         .iter()
         .map(|(name, pairs)| NamedBucket {
             name: name.clone(),
-            source: Box::new(VecSource::new(pairs.clone())),
+            source: Box::new(Pairs::new(pairs.clone())),
         })
         .collect();
     let mut writer = BoltWriter::new(named, 7);
@@ -57,7 +32,7 @@ fn read(disk: &dyn Disk, path: &Path) -> Result<Buckets, crate::storage::Storage
     let mut buckets = Vec::new();
     for (name, root) in reader.buckets()? {
         let mut pairs = Vec::new();
-        reader.visit(&root, &mut |key, value| {
+        reader.visit(&root, &mut |_, key, value| {
             pairs.push((key.to_vec(), value.to_vec()));
             Ok(())
         })?;

@@ -22,6 +22,31 @@ pub trait BucketSource: Send {
     fn rewind(&mut self);
 }
 
+/// A bucket held as its pairs (sorted here): for buckets of a bounded size.
+pub struct Pairs {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    position: usize,
+}
+
+impl Pairs {
+    pub fn new(mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Pairs {
+        pairs.sort();
+        Pairs { pairs, position: 0 }
+    }
+}
+
+impl BucketSource for Pairs {
+    fn next_pair(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let pair = self.pairs.get(self.position).cloned();
+        self.position += 1;
+        pair
+    }
+
+    fn rewind(&mut self) {
+        self.position = 0;
+    }
+}
+
 pub struct NamedBucket {
     pub name: Vec<u8>,
     pub source: Box<dyn BucketSource>,
