@@ -1,7 +1,8 @@
 //! etcdserverpb.Maintenance: status, hashes, alarms, defragment.
 
 use super::pb::etcdserverpb::{self as pb, maintenance_server::Maintenance};
-use super::{status, unimplemented, Context, SERVER_VERSION};
+use super::{status, unimplemented, Context, CLUSTER_VERSION, SERVER_VERSION};
+use crate::backup::ExportMeta;
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -121,7 +122,15 @@ impl Maintenance for MaintenanceService {
         self.context.admit(&request, true)?;
         let caller = self.context.caller(&request)?;
         self.context.authorize_maintenance(&caller)?;
-        Err(unimplemented("Maintenance.Snapshot"))
+        let view = self.context.node.view();
+        let meta = ExportMeta {
+            consistent_index: view.last_applied.map_or(0, |id| id.index),
+            term: view.last_applied.map_or(0, |id| id.leader_id.term),
+            members: self.context.node.members(),
+            cluster_version: CLUSTER_VERSION.to_string(),
+        };
+        let stream = super::snapshot_stream::stream(view.machine, meta).await;
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn move_leader(

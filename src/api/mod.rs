@@ -18,6 +18,7 @@ mod maintenance;
 pub mod metrics;
 mod peer;
 mod recipes;
+mod snapshot_stream;
 mod tokens;
 mod watch;
 

@@ -60,6 +60,11 @@ impl StateMachine {
         &self.auth
     }
 
+    /// A restore's revision bump (see `Store::bump_revision`).
+    pub fn bump_revision(&mut self, amount: i64, mark_compacted: bool) {
+        self.store.bump_revision(amount, mark_compacted);
+    }
+
     /// Replaces limits that come from local flags after loading a snapshot.
     pub fn set_limits(&mut self, lease_ttl_seconds_min: i64, backend_bytes_quota: u64) {
         self.lease_ttl_seconds_min = lease_ttl_seconds_min;

@@ -296,6 +296,18 @@ impl Store {
         Ok(())
     }
 
+    /// Moves the revision `amount` ahead with no change (a restore's bump, so no watcher or
+    /// cache sees revisions go backwards); with `mark_compacted` also compacts there, so a
+    /// watch from an older revision is told it was compacted instead of missing events.
+    pub fn bump_revision(&mut self, amount: Revision, mark_compacted: bool) {
+        assert!(amount >= 0, "a revision bump moves forward");
+        self.current_revision += amount;
+        if mark_compacted && self.current_revision > self.compact_revision {
+            self.compact(self.current_revision)
+                .expect("compacting at the current revision, past the last compaction");
+        }
+    }
+
     /// Starts a write: every change made through it carries revision `current + 1`, and the
     /// revision advances only if something changed.
     pub fn write(&mut self) -> WriteTxn<'_> {

@@ -29,3 +29,4 @@ pub use network::{call as call_peer, PeerTransport, TransportError};
 pub use node::{NodeStatus, RaftNode, RaftNodeConfig};
 pub use peer::{PeerRequest, PeerResponse};
 pub use peer_handler::PeerHandler;
+pub use state_machine::save_restored_snapshot;

@@ -350,3 +350,32 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }))
     }
 }
+
+/// Saves the snapshot a restored member starts from (`cairnutl snapshot restore`): `machine`
+/// with `members` as the voters, at the log position raft's own initialization uses (term
+/// 0, index 0), so every member restored from the same backup starts identical and the
+/// first election comes after it. Returns the file's path.
+pub fn save_restored_snapshot(
+    snapshots: &SnapshotStore,
+    machine: StateMachine,
+    members: std::collections::BTreeMap<u64, MemberNode>,
+) -> Result<std::path::PathBuf, crate::storage::StorageError> {
+    let log_id = LogId::default();
+    let voters: std::collections::BTreeSet<u64> = members.keys().copied().collect();
+    let membership = StoredMembership::new(
+        Some(log_id),
+        openraft::Membership::new(vec![voters], members),
+    );
+    let state = AppliedState {
+        machine,
+        last_applied: Some(log_id),
+        membership,
+    };
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: state.membership.clone(),
+        snapshot_id: "restored".to_string(),
+    };
+    let pin = snapshots.save(0, 0, &state.to_file(&meta))?;
+    Ok(pin.path().to_path_buf())
+}

@@ -73,21 +73,7 @@ pub async fn resolve(
         name: config.name.clone(),
         token,
     };
-    // Every member must bootstrap raft with the identical membership, so names and client
-    // URLs are not in it: each member publishes its own through raft once running.
-    let members = members
-        .into_iter()
-        .map(|(id, node)| {
-            (
-                id,
-                MemberNode {
-                    name: String::new(),
-                    client_urls: Vec::new(),
-                    ..node
-                },
-            )
-        })
-        .collect();
+    let members = super::restore::bootstrap_members(members);
     Ok(Bootstrap {
         identity,
         initial_members: members,

@@ -11,6 +11,7 @@ mod etcd_flags;
 mod http;
 pub mod identity;
 mod listeners;
+pub mod restore;
 pub mod tls;
 
 pub use config::Config;
