@@ -42,3 +42,8 @@ fn peer_message_corpus() {
 fn txn_apply_corpus() {
     replay("txn_apply", targets::txn_apply);
 }
+
+#[test]
+fn etcd_database_corpus() {
+    replay("etcd_database", targets::etcd_database);
+}

@@ -72,7 +72,10 @@ pub fn database(machine: &StateMachine, meta: &ExportMeta) -> BoltWriter {
     let auth = machine.auth();
     let auth_pairs = vec![
         (AUTH_ENABLED.to_vec(), vec![u8::from(auth.is_enabled())]),
-        (AUTH_REVISION.to_vec(), auth.revision().to_be_bytes().to_vec()),
+        (
+            AUTH_REVISION.to_vec(),
+            auth.revision().to_be_bytes().to_vec(),
+        ),
     ];
     let users = auth
         .user_names()

@@ -38,7 +38,7 @@ pub fn read_database(
         offset,
         reason,
     };
-    let pairs = |name: &[u8]| -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, StorageError> {
+    let pairs = |name: &[u8]| -> Result<Vec<Element>, StorageError> {
         let mut pairs = Vec::new();
         if let Some(root) = buckets.get(name) {
             reader.visit(root, &mut |offset, key, value| {
@@ -63,7 +63,11 @@ pub fn read_database(
                     corrupt(
                         "etcd meta bucket",
                         0,
-                        format!("{} is {} bytes, not 8", String::from_utf8_lossy(key), value.len()),
+                        format!(
+                            "{} is {} bytes, not 8",
+                            String::from_utf8_lossy(key),
+                            value.len()
+                        ),
                     )
                 }),
         }
@@ -83,8 +87,8 @@ pub fn read_database(
         }
     };
     // An interrupted compaction is finished here, as etcd finishes it on start.
-    let compact_revision = revision_of(SCHEDULED_COMPACT_REVISION)?
-        .max(revision_of(FINISHED_COMPACT_REVISION)?);
+    let compact_revision =
+        revision_of(SCHEDULED_COMPACT_REVISION)?.max(revision_of(FINISHED_COMPACT_REVISION)?);
 
     let mut builder = StoreBuilder::new();
     let mut versions = 0u64;
@@ -145,7 +149,11 @@ pub fn read_database(
     let mut leases = LeaseTable::default();
     for (offset, _, value) in pairs(LEASE_BUCKET)? {
         let record = records::Lease::decode(value.as_slice()).map_err(|error| {
-            corrupt("etcd lease bucket record", offset, format!("not a leasepb.Lease: {error}"))
+            corrupt(
+                "etcd lease bucket record",
+                offset,
+                format!("not a leasepb.Lease: {error}"),
+            )
         })?;
         leases.restore(CairnLease {
             id: record.id,
@@ -156,12 +164,16 @@ pub fn read_database(
     }
     // Keys name their lease; a lease lists its keys. A key whose lease is gone keeps the ID,
     // as in etcd.
-    store.visit_range(&KeyRange::new(vec![0u8], vec![0u8]), store.current_revision(), |kv| {
-        if kv.lease != 0 && leases.contains(kv.lease) {
-            leases.attach(kv.lease, kv.key.clone());
-        }
-        true
-    });
+    store.visit_range(
+        &KeyRange::new(vec![0u8], vec![0u8]),
+        store.current_revision(),
+        |kv| {
+            if kv.lease != 0 && leases.contains(kv.lease) {
+                leases.attach(kv.lease, kv.key.clone());
+            }
+            true
+        },
+    );
 
     let auth = read_auth(&pairs, &corrupt)?;
     Ok(Imported {
@@ -172,7 +184,9 @@ pub fn read_database(
     })
 }
 
-type PairsOf<'a> = dyn Fn(&[u8]) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, StorageError> + 'a;
+/// A pair read from a bucket with the file offset of its element.
+type Element = (u64, Vec<u8>, Vec<u8>);
+type PairsOf<'a> = dyn Fn(&[u8]) -> Result<Vec<Element>, StorageError> + 'a;
 type Corrupt<'a> = dyn Fn(&'static str, u64, String) -> StorageError + 'a;
 
 fn read_auth(pairs: &PairsOf, corrupt: &Corrupt) -> Result<AuthStore, StorageError> {
@@ -188,7 +202,11 @@ fn read_auth(pairs: &PairsOf, corrupt: &Corrupt) -> Result<AuthStore, StorageErr
     let mut users = Vec::new();
     for (offset, _, value) in pairs(AUTH_USERS_BUCKET)? {
         let record = records::User::decode(value.as_slice()).map_err(|error| {
-            corrupt("etcd authUsers record", offset, format!("not an authpb.User: {error}"))
+            corrupt(
+                "etcd authUsers record",
+                offset,
+                format!("not an authpb.User: {error}"),
+            )
         })?;
         let no_password = record.options.is_some_and(|options| options.no_password);
         let password_hash = (!no_password && !record.password.is_empty())
@@ -204,7 +222,11 @@ fn read_auth(pairs: &PairsOf, corrupt: &Corrupt) -> Result<AuthStore, StorageErr
     let mut roles = Vec::new();
     for (offset, _, value) in pairs(AUTH_ROLES_BUCKET)? {
         let record = records::Role::decode(value.as_slice()).map_err(|error| {
-            corrupt("etcd authRoles record", offset, format!("not an authpb.Role: {error}"))
+            corrupt(
+                "etcd authRoles record",
+                offset,
+                format!("not an authpb.Role: {error}"),
+            )
         })?;
         let mut permissions = Vec::new();
         for permission in record.key_permission {

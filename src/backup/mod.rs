@@ -153,7 +153,8 @@ impl Default for Crc32c {
 impl Crc32c {
     fn update(&mut self, bytes: &[u8]) {
         for byte in bytes {
-            self.crc = self.table[((self.crc ^ u32::from(*byte)) & 0xFF) as usize] ^ (self.crc >> 8);
+            self.crc =
+                self.table[((self.crc ^ u32::from(*byte)) & 0xFF) as usize] ^ (self.crc >> 8);
         }
     }
 

@@ -22,9 +22,18 @@ fn sample() -> StateMachine {
         index += 1;
         machine.apply(index, &command);
     };
-    apply(&mut machine, Command::LeaseGrant { id: 7, ttl_seconds: 60 });
+    apply(
+        &mut machine,
+        Command::LeaseGrant {
+            id: 7,
+            ttl_seconds: 60,
+        },
+    );
     for round in 0..30 {
-        apply(&mut machine, put(&format!("k{}", round % 7), &format!("v{round}"), 0));
+        apply(
+            &mut machine,
+            put(&format!("k{}", round % 7), &format!("v{round}"), 0),
+        );
     }
     apply(&mut machine, put("leased", "x", 7));
     apply(
@@ -37,16 +46,35 @@ fn sample() -> StateMachine {
     apply(&mut machine, Command::Compact { revision: 20 });
     apply(&mut machine, put("k1", "after compaction", 0));
     let auth = [
-        AuthCommand::UserAdd { name: "root".into(), password_hash: Some("$2a$04$hash".into()) },
-        AuthCommand::RoleAdd { name: "root".into() },
-        AuthCommand::UserGrantRole { name: "root".into(), role: "root".into() },
-        AuthCommand::UserAdd { name: "cn-user".into(), password_hash: None },
-        AuthCommand::RoleAdd { name: "reader".into() },
+        AuthCommand::UserAdd {
+            name: "root".into(),
+            password_hash: Some("$2a$04$hash".into()),
+        },
+        AuthCommand::RoleAdd {
+            name: "root".into(),
+        },
+        AuthCommand::UserGrantRole {
+            name: "root".into(),
+            role: "root".into(),
+        },
+        AuthCommand::UserAdd {
+            name: "cn-user".into(),
+            password_hash: None,
+        },
+        AuthCommand::RoleAdd {
+            name: "reader".into(),
+        },
         AuthCommand::RoleGrantPermission {
             name: "reader".into(),
-            permission: Permission { access: Access::Read, range: KeyRange::prefix(b"k") },
+            permission: Permission {
+                access: Access::Read,
+                range: KeyRange::prefix(b"k"),
+            },
         },
-        AuthCommand::UserGrantRole { name: "cn-user".into(), role: "reader".into() },
+        AuthCommand::UserGrantRole {
+            name: "cn-user".into(),
+            role: "reader".into(),
+        },
         AuthCommand::Enable,
     ];
     for command in auth {
@@ -89,7 +117,11 @@ fn a_state_exported_and_imported_is_the_same_state() {
     let path = std::path::Path::new("/snapshot.db");
     disk.write_synced(path, &export(&machine)).unwrap();
     let imported = read_database(&disk, path, &mut |_, _| {}).unwrap();
-    assert_eq!(imported.machine.store(), machine.store(), "keys, history, compaction");
+    assert_eq!(
+        imported.machine.store(),
+        machine.store(),
+        "keys, history, compaction"
+    );
     assert_eq!(imported.machine.leases(), machine.leases());
     assert_eq!(imported.machine.auth(), machine.auth());
     assert_eq!((imported.consistent_index, imported.term), (42, 3));
@@ -109,17 +141,29 @@ fn status_counts_pairs_and_the_newest_revision_and_the_hash_trailer_checks() {
     assert_eq!(status.revision, machine.store().current_revision());
     assert_eq!(status.total_bytes, file.len() as u64);
     assert!(status.total_keys > 10);
-    assert!(verify_hash(&disk, path, &mut |_, _| {}).is_err(), "no trailer");
+    assert!(
+        verify_hash(&disk, path, &mut |_, _| {}).is_err(),
+        "no trailer"
+    );
     let mut hash = StreamHash::default();
     hash.update(&file);
     file.extend_from_slice(&hash.finish());
     disk.write_synced(path, &file).unwrap();
     verify_hash(&disk, path, &mut |_, _| {}).unwrap();
-    assert_eq!(super::status(&disk, path).unwrap().hash, status.hash, "the trailer is not read");
+    assert_eq!(
+        super::status(&disk, path).unwrap().hash,
+        status.hash,
+        "the trailer is not read"
+    );
     file[5000] ^= 1;
     disk.write_synced(path, &file).unwrap();
-    let error = verify_hash(&disk, path, &mut |_, _| {}).unwrap_err().to_string();
-    assert!(error.contains("/snapshot.db") && error.contains("sha256"), "{error}");
+    let error = verify_hash(&disk, path, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("/snapshot.db") && error.contains("sha256"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "cairnutl", version, about = "Offline tools for Cairn and etcd snapshot files")]
+#[command(
+    name = "cairnutl",
+    version,
+    about = "Offline tools for Cairn and etcd snapshot files"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -120,11 +124,10 @@ fn main() -> anyhow::Result<()> {
                 mark_compacted: mark_compacted.unwrap_or(bump_revision > 0),
             };
             let mut reporter = Reporter::new();
-            let restored = restore::restore(disk, &options, &mut |progress| {
-                reporter.report(&progress)
-            })
-            .map_err(anyhow::Error::msg)
-            .context("snapshot restore failed")?;
+            let restored =
+                restore::restore(disk, &options, &mut |progress| reporter.report(&progress))
+                    .map_err(anyhow::Error::msg)
+                    .context("snapshot restore failed")?;
             reporter.finish();
             eprintln!(
                 "restored {} to {}: member {:x} of cluster {:x}, revision {}, {} keys ({} versions), {} leases",
@@ -163,7 +166,11 @@ fn print_status(status: &backup::Status, format: Format) -> anyhow::Result<()> {
                 .zip(&cells)
                 .map(|(title, cell)| title.len().max(cell.len()) + 2)
                 .collect();
-            let rule: String = widths.iter().map(|w| format!("+{}", "-".repeat(*w))).collect::<String>() + "+";
+            let rule: String = widths
+                .iter()
+                .map(|w| format!("+{}", "-".repeat(*w)))
+                .collect::<String>()
+                + "+";
             // As etcd's tables: titles centred, cells right-aligned.
             let row = |values: &[String], centred: bool| -> String {
                 values

@@ -143,7 +143,10 @@ impl StoreBuilder {
                 .map(|history| history.as_ref().clone())
                 .unwrap_or_default();
             // Two versions of a key in one revision: the later one is the key's, as in etcd.
-            if history.last().is_some_and(|last| last.mod_revision == revision) {
+            if history
+                .last()
+                .is_some_and(|last| last.mod_revision == revision)
+            {
                 let replaced = history.pop().expect("checked non-empty");
                 self.store.size_bytes -= replaced.size_bytes();
             }

@@ -8,6 +8,11 @@ use crate::io::Disk;
 use crate::storage::StorageError;
 use std::path::{Path, PathBuf};
 
+/// Called with each pair of a bucket and the file offset of its element.
+pub type PairVisitor<'v> = dyn FnMut(u64, &[u8], &[u8]) -> Result<(), StorageError> + 'v;
+/// Called with each leaf element: its offset, flags, key and value.
+type ElementVisitor<'v> = dyn FnMut(u64, u32, &[u8], &[u8]) -> Result<(), StorageError> + 'v;
+
 /// Deepest B+tree accepted (bbolt's trees of a few TiB are under 10 levels).
 const DEPTH_MAX: usize = 32;
 
@@ -30,9 +35,7 @@ pub struct BoltReader<'a> {
 impl<'a> BoltReader<'a> {
     /// Opens `path`, choosing the valid meta page with the larger transaction ID.
     pub fn open(disk: &'a dyn Disk, path: &Path) -> Result<BoltReader<'a>, StorageError> {
-        let file_bytes = disk
-            .len(path)
-            .map_err(StorageError::io("reading", path))?;
+        let file_bytes = disk.len(path).map_err(StorageError::io("reading", path))?;
         let read_meta = |offset: u64| -> Result<Meta, String> {
             let bytes = disk
                 .read_at(path, offset, PAGE_HEADER_BYTES + META_BYTES)
@@ -128,11 +131,7 @@ impl<'a> BoltReader<'a> {
 
     /// Visits every pair of a top-level bucket in key order, with the file offset of its
     /// element (for errors about its contents).
-    pub fn visit(
-        &self,
-        bucket: &BucketRoot,
-        visit: &mut dyn FnMut(u64, &[u8], &[u8]) -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
+    pub fn visit(&self, bucket: &BucketRoot, visit: &mut PairVisitor) -> Result<(), StorageError> {
         let mut visited = 0;
         self.walk(bucket, &mut visited, &mut |offset, flags, key, value| {
             if flags & BUCKET_ELEMENT != 0 {
@@ -171,16 +170,12 @@ impl<'a> BoltReader<'a> {
         &self,
         root: &BucketRoot,
         visited: &mut u64,
-        visit: &mut dyn FnMut(u64, u32, &[u8], &[u8]) -> Result<(), StorageError>,
+        visit: &mut ElementVisitor,
     ) -> Result<(), StorageError> {
         let mut last_key: Option<Vec<u8>> = None;
         let mut checked = |offset: u64, flags: u32, key: &[u8], value: &[u8]| {
             if last_key.as_deref().is_some_and(|last| last >= key) {
-                return Err(corrupt(
-                    &self.path,
-                    offset,
-                    "keys out of order".to_string(),
-                ));
+                return Err(corrupt(&self.path, offset, "keys out of order".to_string()));
             }
             last_key = Some(key.to_vec());
             visit(offset, flags, key, value)
@@ -189,14 +184,21 @@ impl<'a> BoltReader<'a> {
             BucketRoot::Pages(pgid) => self.walk_page(*pgid, 0, visited, &mut checked),
             BucketRoot::Inline { page, offset } => {
                 if page.len() < PAGE_HEADER_BYTES {
-                    return Err(corrupt(&self.path, *offset, "inline bucket too short".into()));
+                    return Err(corrupt(
+                        &self.path,
+                        *offset,
+                        "inline bucket too short".into(),
+                    ));
                 }
                 let header = PageHeader::decode(page);
                 if header.flags != LEAF_PAGE {
                     return Err(corrupt(
                         &self.path,
                         *offset,
-                        format!("inline bucket page has flags {:#x}, not a leaf", header.flags),
+                        format!(
+                            "inline bucket page has flags {:#x}, not a leaf",
+                            header.flags
+                        ),
                     ));
                 }
                 self.visit_leaf(page, header.count, *offset, &mut checked)
@@ -209,7 +211,7 @@ impl<'a> BoltReader<'a> {
         pgid: u64,
         depth: usize,
         visited: &mut u64,
-        visit: &mut dyn FnMut(u64, u32, &[u8], &[u8]) -> Result<(), StorageError>,
+        visit: &mut ElementVisitor,
     ) -> Result<(), StorageError> {
         let offset = pgid.saturating_mul(self.page_bytes);
         // A valid tree visits each page once: more visits than pages means a cycle or a
@@ -231,7 +233,13 @@ impl<'a> BoltReader<'a> {
                     let child = u64_at(&page, element + 8);
                     // The key itself is only a routing hint for searches: the walk checks the
                     // leaves' order instead, but the element must point inside the page.
-                    self.slice(&page, offset, element, u32_at(&page, element), u32_at(&page, element + 4))?;
+                    self.slice(
+                        &page,
+                        offset,
+                        element,
+                        u32_at(&page, element),
+                        u32_at(&page, element + 4),
+                    )?;
                     self.walk_page(child, depth + 1, visited, visit)?;
                 }
                 Ok(())
@@ -249,7 +257,7 @@ impl<'a> BoltReader<'a> {
         page: &[u8],
         count: u16,
         offset: u64,
-        visit: &mut dyn FnMut(u64, u32, &[u8], &[u8]) -> Result<(), StorageError>,
+        visit: &mut ElementVisitor,
     ) -> Result<(), StorageError> {
         let elements_end = PAGE_HEADER_BYTES + usize::from(count) * ELEMENT_BYTES;
         if elements_end > page.len() {
@@ -267,11 +275,20 @@ impl<'a> BoltReader<'a> {
             let value_bytes = u32_at(page, element + 12);
             let key = self.slice(page, offset, element, position, key_bytes)?;
             if key.is_empty() {
-                return Err(corrupt(&self.path, offset + element as u64, "empty key".into()));
+                return Err(corrupt(
+                    &self.path,
+                    offset + element as u64,
+                    "empty key".into(),
+                ));
             }
             let value_position = u64::from(position) + u64::from(key_bytes);
-            let value_position = u32::try_from(value_position)
-                .map_err(|_| corrupt(&self.path, offset + element as u64, "value offset overflows".into()))?;
+            let value_position = u32::try_from(value_position).map_err(|_| {
+                corrupt(
+                    &self.path,
+                    offset + element as u64,
+                    "value offset overflows".into(),
+                )
+            })?;
             let value = self.slice(page, offset, element, value_position, value_bytes)?;
             visit(offset + element as u64, flags, key, value)?;
         }
@@ -346,7 +363,11 @@ impl<'a> BoltReader<'a> {
             .read_at(&self.path, offset, length)
             .map_err(StorageError::io("reading", &self.path))?;
         if bytes.len() < length {
-            return Err(corrupt(&self.path, offset, "file ends inside a page".into()));
+            return Err(corrupt(
+                &self.path,
+                offset,
+                "file ends inside a page".into(),
+            ));
         }
         Ok(bytes)
     }

@@ -22,7 +22,11 @@ fn write(buckets: &Buckets, chunk_bytes: usize) -> Vec<u8> {
         }
         file.extend_from_slice(&chunk);
     }
-    assert_eq!(file.len() as u64, total, "total_bytes tells the file's size");
+    assert_eq!(
+        file.len() as u64,
+        total,
+        "total_bytes tells the file's size"
+    );
     assert_eq!(file.len() % PAGE_BYTES, 0);
     file
 }
@@ -43,7 +47,12 @@ fn read(disk: &dyn Disk, path: &Path) -> Result<Buckets, crate::storage::Storage
 
 fn sample() -> Buckets {
     let many: Vec<(Vec<u8>, Vec<u8>)> = (0..20_000u32)
-        .map(|i| (format!("key-{i:08}").into_bytes(), vec![i as u8; (i % 97) as usize]))
+        .map(|i| {
+            (
+                format!("key-{i:08}").into_bytes(),
+                vec![i as u8; (i % 97) as usize],
+            )
+        })
         .collect();
     let large = vec![
         (b"a".to_vec(), vec![1u8; 3 * PAGE_BYTES + 5]),
@@ -53,7 +62,10 @@ fn sample() -> Buckets {
     vec![
         (b"key".to_vec(), many),
         (b"empty".to_vec(), Vec::new()),
-        (b"meta".to_vec(), vec![(b"consistent_index".to_vec(), 9u64.to_be_bytes().to_vec())]),
+        (
+            b"meta".to_vec(),
+            vec![(b"consistent_index".to_vec(), 9u64.to_be_bytes().to_vec())],
+        ),
         (b"large".to_vec(), large),
     ]
 }
@@ -67,7 +79,11 @@ fn what_is_written_reads_back_the_same_in_any_chunking() {
         expected_pairs.1.sort();
     }
     let file = write(&sample(), 1);
-    assert_eq!(write(&sample(), 1 << 20), file, "chunking does not change the bytes");
+    assert_eq!(
+        write(&sample(), 1 << 20),
+        file,
+        "chunking does not change the bytes"
+    );
     let path = Path::new("/db");
     disk.write_synced(path, &file).unwrap();
     assert_eq!(read(&disk, path).unwrap(), expected);
@@ -75,7 +91,10 @@ fn what_is_written_reads_back_the_same_in_any_chunking() {
     assert_eq!(reader.size_bytes(), file.len() as u64);
     let roots = reader.buckets().unwrap();
     assert!(
-        matches!(roots.iter().find(|(name, _)| name == b"empty").unwrap().1, BucketRoot::Inline { .. }),
+        matches!(
+            roots.iter().find(|(name, _)| name == b"empty").unwrap().1,
+            BucketRoot::Inline { .. }
+        ),
         "small buckets are inline, as bbolt makes them"
     );
     assert!(matches!(
@@ -105,10 +124,12 @@ fn every_page_below_the_high_water_mark_is_reachable() {
     reachable[2] = true;
     fn mark(file: &[u8], pgid: usize, reachable: &mut [bool]) {
         let header = PageHeader::decode(&file[pgid * PAGE_BYTES..]);
-        for page in pgid..=pgid + header.overflow as usize {
-            assert!(!reachable[page], "page {page} referenced twice");
-            reachable[page] = true;
-        }
+        let span = &mut reachable[pgid..=pgid + header.overflow as usize];
+        assert!(
+            span.iter().all(|seen| !seen),
+            "page {pgid} referenced twice"
+        );
+        span.fill(true);
         let page = &file[pgid * PAGE_BYTES..];
         for index in 0..usize::from(header.count) {
             let element = PAGE_HEADER_BYTES + index * ELEMENT_BYTES;
@@ -127,7 +148,10 @@ fn every_page_below_the_high_water_mark_is_reachable() {
     let meta = Meta::decode(&file[PAGE_HEADER_BYTES..]).unwrap();
     assert_eq!(meta.high_water_pgid as usize, pages);
     mark(&file, meta.root_pgid as usize, &mut reachable);
-    assert!(reachable.iter().all(|page| *page), "no page is left unreachable");
+    assert!(
+        reachable.iter().all(|page| *page),
+        "no page is left unreachable"
+    );
 }
 
 #[test]
@@ -146,7 +170,9 @@ fn damaged_files_are_errors_naming_the_file_never_panics() {
     for _ in 0..300 {
         let mut damaged = file.clone();
         for _ in 0..4 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let at = (seed >> 33) as usize % damaged.len();
             damaged[at] ^= (seed >> 13) as u8 | 1;
         }
