@@ -75,6 +75,7 @@ fn etcd_status(error: EtcdError) -> Status {
             Code::OutOfRange
         }
         EtcdError::NoSpace | EtcdError::TooManyRequests => Code::ResourceExhausted,
+        EtcdError::Corrupt => Code::DataLoss,
         EtcdError::UserEmpty
         | EtcdError::RoleEmpty
         | EtcdError::AuthFailed

@@ -2,6 +2,7 @@
 //! leader, and a read through the same path a client's Range takes.
 
 use super::{status, Context};
+use crate::apply::AlarmKind;
 use crate::base::metrics::Metrics;
 
 /// `/health`'s answer (etcd's `Health` JSON).
@@ -36,12 +37,21 @@ impl Health {
     }
 }
 
-/// `/health?exclude=...&serializable=...`: alarms not excluded, then a leader (unless
-/// serializable), then a one-key read (linearizable unless serializable). Cairn raises no
-/// alarms yet (a full quota refuses each write as it comes), so `exclude` finds none to
-/// skip.
-pub async fn health(context: &Context, serializable: bool) -> Health {
-    let health = if !serializable && context.node.status().leader.is_none() {
+/// `/health?exclude=...&serializable=...`: alarms not excluded (by name, `NOSPACE` or
+/// `CORRUPT`), then a leader (unless serializable), then a one-key read (linearizable unless
+/// serializable).
+pub async fn health(context: &Context, excluded: &[&str], serializable: bool) -> Health {
+    let raised = context
+        .node
+        .view()
+        .machine
+        .alarms()
+        .iter()
+        .map(|alarm| alarm.kind.name())
+        .find(|name| !excluded.contains(name));
+    let health = if let Some(name) = raised {
+        Health::failed(format!("ALARM {name}"))
+    } else if !serializable && context.node.status().leader.is_none() {
         Health::failed("RAFT NO LEADER".into())
     } else {
         match read(context, serializable).await {
@@ -117,8 +127,9 @@ pub async fn run_checks(context: &Context, checks: &[&str]) -> ProbeResult {
     let mut report = String::new();
     for check in checks {
         let outcome = match *check {
-            // Cairn raises no CORRUPT alarm: a corrupt file stops the start, naming it.
-            "data_corruption" => Ok(()),
+            "data_corruption" if context.node.view().machine.has_alarm(AlarmKind::Corrupt) => {
+                Err("Alarm CORRUPT present".to_string())
+            }
             "serializable_read" => read(context, true).await,
             "linearizable_read" => read(context, false).await,
             "non_learner" if context.node.status().is_learner => {

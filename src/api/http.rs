@@ -88,7 +88,9 @@ pub async fn answer(
     }
     match (path, probe) {
         ("/health", _) => {
-            let health = health::health(context, query.value("serializable") == Some("true")).await;
+            let excluded: Vec<&str> = query.values("exclude").collect();
+            let serializable = query.value("serializable") == Some("true");
+            let health = health::health(context, &excluded, serializable).await;
             if health.healthy {
                 Answer::ok(TEXT, health.to_json())
             } else {

@@ -18,7 +18,7 @@ impl KvService {
     }
 
     async fn propose(&self, command: Command) -> Result<(Outcome, i64), Status> {
-        let applied = self.context.node.propose(command).await.map_err(status)?;
+        let applied = self.context.propose(command).await.map_err(status)?;
         let outcome = applied.result.map_err(status)?;
         Ok((outcome, applied.revision))
     }

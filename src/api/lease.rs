@@ -41,7 +41,6 @@ impl Lease for LeaseService {
         }
         let applied = self
             .context
-            .node
             .propose(Command::LeaseGrant {
                 id: request.id,
                 ttl_seconds: request.ttl,
@@ -72,7 +71,6 @@ impl Lease for LeaseService {
         };
         let applied = self
             .context
-            .node
             .propose(guarded(&caller, command))
             .await
             .map_err(status)?;

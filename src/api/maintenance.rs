@@ -2,7 +2,17 @@
 
 use super::pb::etcdserverpb::{self as pb, maintenance_server::Maintenance};
 use super::{status, unimplemented, Context, CLUSTER_VERSION, SERVER_VERSION};
+use super::error::unexpected_outcome;
+use crate::apply::{Alarm, AlarmKind, Command, Outcome};
 use crate::backup::ExportMeta;
+
+/// etcd's AlarmMember for an alarm.
+fn alarm_member(alarm: &Alarm) -> pb::AlarmMember {
+    pb::AlarmMember {
+        member_id: alarm.member_id,
+        alarm: alarm.kind.wire(),
+    }
+}
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -28,17 +38,57 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<pb::AlarmResponse>, Status> {
         self.context.admit(&request, false)?;
         use pb::alarm_request::AlarmAction;
-        // Cairn raises no persistent alarms: a full quota refuses each write as it comes
-        // (`database space exceeded`) and clears itself once compaction frees space.
-        match AlarmAction::try_from(request.into_inner().action) {
-            Ok(AlarmAction::Get) | Ok(AlarmAction::Deactivate) => {
-                Ok(Response::new(pb::AlarmResponse {
-                    header: self.context.header(self.context.current_revision()),
-                    alarms: Vec::new(),
-                }))
+        let request = request.into_inner();
+        let kind = AlarmKind::from_wire(request.alarm);
+        let activate = match AlarmAction::try_from(request.action) {
+            Ok(AlarmAction::Get) => {
+                // Linearizable, as etcd's (which goes through raft): a GET after a DEACTIVATE
+                // answered elsewhere sees it.
+                self.context.node.read_barrier().await.map_err(status)?;
+                let view = self.context.node.view();
+                let alarms = view
+                    .machine
+                    .alarms()
+                    .iter()
+                    .filter(|alarm| kind.is_none_or(|kind| alarm.kind == kind))
+                    .map(alarm_member)
+                    .collect();
+                return Ok(Response::new(pb::AlarmResponse {
+                    header: self.context.header(view.machine.store().current_revision()),
+                    alarms,
+                }));
             }
-            _ => Err(unimplemented("Maintenance.Alarm(ACTIVATE)")),
+            Ok(AlarmAction::Activate) => Some(true),
+            Ok(AlarmAction::Deactivate) => Some(false),
+            Err(_) => None,
+        };
+        // etcd does nothing for an unknown action or the NONE alarm, and answers no alarms.
+        let (Some(activate), Some(kind)) = (activate, kind) else {
+            return Ok(Response::new(pb::AlarmResponse {
+                header: self.context.header(self.context.current_revision()),
+                alarms: Vec::new(),
+            }));
+        };
+        let alarm = Alarm {
+            member_id: request.member_id,
+            kind,
+        };
+        let applied = self
+            .context
+            .propose(Command::Alarm { activate, alarm })
+            .await
+            .map_err(status)?;
+        let alarms = match applied.result.map_err(status)? {
+            Outcome::Alarms(alarms) => alarms.iter().map(alarm_member).collect(),
+            other => return Err(unexpected_outcome("alarm", other)),
+        };
+        if !activate {
+            tracing::info!(member_id = %format!("{:x}", alarm.member_id), alarm = kind.name(), "alarm disarmed");
         }
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.context.header(applied.revision),
+            alarms,
+        }))
     }
 
     async fn status(
@@ -58,7 +108,13 @@ impl Maintenance for MaintenanceService {
             raft_index: node_status.last_log_index,
             raft_term: node_status.term,
             raft_applied_index: node_status.applied_index,
-            errors: Vec::new(),
+            // etcd lists each raised alarm as its AlarmMember's text form.
+            errors: view
+                .machine
+                .alarms()
+                .iter()
+                .map(|alarm| format!("memberID:{} alarm:{} ", alarm.member_id, alarm.kind.name()))
+                .collect(),
             db_size_in_use: store.size_bytes() as i64,
             is_learner: node_status.is_learner,
             storage_version: String::new(),

@@ -68,8 +68,9 @@ pub use authorize::{guarded, Caller, ClientConnectInfo, Credentials};
 pub use error::{status, WireError};
 pub use tokens::Tokens;
 
+use crate::apply::{Alarm, AlarmKind, Applied, Command};
 use crate::base::{EtcdError, Limits, Revision};
-use crate::raft::{Lessor, RaftNode};
+use crate::raft::{Lessor, NodeError, RaftNode};
 use pb::etcdserverpb::ResponseHeader;
 
 use std::time::Duration;
@@ -143,6 +144,35 @@ impl Default for WatchLimits {
 }
 
 impl Context {
+    /// Proposes a client's command. A write refused for space raises NOSPACE for this
+    /// member first, as etcd's quota check does, so `alarm list` shows why writes fail.
+    pub async fn propose(&self, command: Command) -> Result<Applied, NodeError> {
+        let applied = self.node.propose(command).await?;
+        if applied.result == Err(EtcdError::NoSpace)
+            && !self.node.view().machine.has_alarm(AlarmKind::NoSpace)
+        {
+            let alarm = Alarm {
+                member_id: self.node.config().member_id,
+                kind: AlarmKind::NoSpace,
+            };
+            tracing::warn!(
+                quota_bytes = self.limits.backend_bytes_quota,
+                "the store is over --quota-backend-bytes: raising the NOSPACE alarm"
+            );
+            if let Err(error) = self
+                .node
+                .propose(Command::Alarm {
+                    activate: true,
+                    alarm,
+                })
+                .await
+            {
+                tracing::warn!(%error, "raising the NOSPACE alarm failed");
+            }
+        }
+        Ok(applied)
+    }
+
     pub fn header(&self, revision: Revision) -> Option<ResponseHeader> {
         Some(ResponseHeader {
             cluster_id: self.cluster_id,

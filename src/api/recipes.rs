@@ -76,7 +76,6 @@ pub async fn session_lease(context: &Context, lease: LeaseId) -> Result<LeaseId,
         return Ok(lease);
     }
     let applied = context
-        .node
         .propose(Command::LeaseGrant {
             id: 0,
             ttl_seconds: SESSION_TTL_SECONDS,
@@ -135,7 +134,6 @@ pub async fn txn(
 ) -> Result<(TxnResponse, Revision), Status> {
     validate_txn(&request, &context.limits).map_err(|error| client_error(status(error)))?;
     let applied = context
-        .node
         .propose(guarded(&context.acting_for, Command::Txn(request)))
         .await
         .map_err(|error| client_error(status(error)))?;
@@ -151,7 +149,6 @@ pub async fn txn(
 /// Deletes one key; the revision after it.
 pub async fn delete(context: &Context, key: Bytes) -> Result<Revision, Status> {
     let applied = context
-        .node
         .propose(guarded(
             &context.acting_for,
             Command::Delete(DeleteRequest {

@@ -3,7 +3,7 @@
 
 use crate::auth::AuthCommand;
 use crate::base::metrics::Operations;
-use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Revision};
+use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, MemberId, Revision};
 use crate::mvcc::{KeyValue, RangeQuery, RangeResult};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +103,53 @@ pub enum Command {
         auth_revision: u64,
         command: Box<Command>,
     },
+    /// Raises or clears an alarm (etcd's Maintenance.Alarm ACTIVATE and DEACTIVATE).
+    Alarm {
+        activate: bool,
+        alarm: Alarm,
+    },
+}
+
+/// An alarm, as etcd's `AlarmMember`: which member raised it, and what kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Alarm {
+    pub member_id: MemberId,
+    pub kind: AlarmKind,
+}
+
+/// etcd's `AlarmType` (NONE is not an alarm and has no value here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlarmKind {
+    /// The store passed `--quota-backend-bytes`: writes that add data are refused.
+    NoSpace,
+    /// Members' stores differ at the same revision: every KV and lease request is refused.
+    Corrupt,
+}
+
+impl AlarmKind {
+    /// etcd's wire number.
+    pub fn wire(self) -> i32 {
+        match self {
+            AlarmKind::NoSpace => 1,
+            AlarmKind::Corrupt => 2,
+        }
+    }
+
+    pub fn from_wire(number: i32) -> Option<AlarmKind> {
+        match number {
+            1 => Some(AlarmKind::NoSpace),
+            2 => Some(AlarmKind::Corrupt),
+            _ => None,
+        }
+    }
+
+    /// etcd's name, as `alarm list` and `/health` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmKind::NoSpace => "NOSPACE",
+            AlarmKind::Corrupt => "CORRUPT",
+        }
+    }
 }
 
 /// What auth asks of a command's sender at apply, as etcd's auth applier.
@@ -120,7 +167,9 @@ pub enum AuthCheck {
 impl Command {
     pub fn auth_check(&self) -> AuthCheck {
         match self {
-            Command::Compact { .. } => AuthCheck::Nothing,
+            // etcd checks no permission for either: a compaction is sent by whoever runs it
+            // (Kubernetes' apiserver compacts with its own user), and alarms are the cluster's.
+            Command::Compact { .. } | Command::Alarm { .. } => AuthCheck::Nothing,
             Command::Auth(_) => AuthCheck::Admin,
             _ => AuthCheck::Keys,
         }
@@ -191,6 +240,9 @@ pub enum Outcome {
     /// One outcome per command of a `Command::Batch`, in order.
     Batch(Vec<Applied>),
     AuthChanged,
+    /// The alarms an alarm change affected (etcd answers the one raised, or the one
+    /// cleared if it was raised).
+    Alarms(Vec<Alarm>),
 }
 
 /// What applying one command produced, and the store revision after it.

@@ -7,6 +7,7 @@ use crate::base::{EtcdError, KeyRange, LeaseId};
 use crate::lease::LeaseTable;
 use crate::mvcc::{Store, WriteTxn};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// MVCC store plus lease table. Cloning is O(1) (both are `im` maps), which is how readers,
 /// watchers and snapshots get a consistent view without blocking apply. Persisted in
@@ -16,6 +17,8 @@ pub struct StateMachine {
     store: Store,
     leases: LeaseTable,
     auth: AuthStore,
+    /// Raised alarms, in `(member, kind)` order. Persisted in snapshots (format 4 on).
+    alarms: BTreeSet<Alarm>,
     /// etcd's minimum lease TTL, from the election timeout (the same flag on every member).
     /// A local flag: not serialized, set again by `set_limits` on every start.
     #[serde(skip)]
@@ -32,17 +35,24 @@ impl StateMachine {
             store: Store::new(),
             leases: LeaseTable::default(),
             auth: AuthStore::default(),
+            alarms: BTreeSet::new(),
             lease_ttl_seconds_min,
             backend_bytes_quota,
         }
     }
 
     /// A state machine of replicated state read from disk; `set_limits` must follow.
-    pub fn from_parts(store: Store, leases: LeaseTable, auth: AuthStore) -> Self {
+    pub fn from_parts(
+        store: Store,
+        leases: LeaseTable,
+        auth: AuthStore,
+        alarms: BTreeSet<Alarm>,
+    ) -> Self {
         StateMachine {
             store,
             leases,
             auth,
+            alarms,
             lease_ttl_seconds_min: 0,
             backend_bytes_quota: 0,
         }
@@ -58,6 +68,15 @@ impl StateMachine {
 
     pub fn auth(&self) -> &AuthStore {
         &self.auth
+    }
+
+    pub fn alarms(&self) -> &BTreeSet<Alarm> {
+        &self.alarms
+    }
+
+    /// Whether an alarm of `kind` is raised by any member.
+    pub fn has_alarm(&self, kind: AlarmKind) -> bool {
+        self.alarms.iter().any(|alarm| alarm.kind == kind)
     }
 
     /// A restore's revision bump (see `Store::bump_revision`).
@@ -89,11 +108,21 @@ impl StateMachine {
             }
         }
         self.auth.hash_into(&mut hasher);
+        for alarm in &self.alarms {
+            hasher.update(&alarm.member_id.to_be_bytes());
+            hasher.update(&alarm.kind.wire().to_be_bytes());
+        }
         hasher.finalize()
     }
 
     /// Applies the command of log entry `index`.
     pub fn apply(&mut self, index: u64, command: &Command) -> Applied {
+        if let Err(error) = self.check_alarms(command) {
+            return Applied {
+                revision: self.store.current_revision(),
+                result: Err(error),
+            };
+        }
         let result = match command {
             // A lone put or delete is checked as a txn of one operation, as etcd does.
             Command::Put(put) => self.apply_txn(
@@ -146,6 +175,15 @@ impl StateMachine {
                 Ok(()) => return self.apply(index, command),
                 Err(error) => Err(error),
             },
+            Command::Alarm { activate, alarm } => {
+                // etcd answers the alarm only when this changed it.
+                let changed = if *activate {
+                    self.alarms.insert(*alarm)
+                } else {
+                    self.alarms.remove(alarm)
+                };
+                Ok(Outcome::Alarms(if changed { vec![*alarm] } else { Vec::new() }))
+            }
         };
         Applied {
             revision: self.store.current_revision(),
@@ -190,6 +228,25 @@ impl StateMachine {
         super::access::check_command(&self.auth, &self.leases, user, command)
     }
 
+    /// What the raised alarms refuse, as etcd's capped and corrupt appliers: with CORRUPT
+    /// every KV and lease change; with NOSPACE lease grants (puts are refused in
+    /// `apply_txn`, where a txn's path tells whether it writes). Alarm changes always pass,
+    /// so an alarm can be cleared.
+    fn check_alarms(&self, command: &Command) -> Result<(), EtcdError> {
+        let command = match command {
+            Command::Guarded { command, .. } => command.as_ref(),
+            other => other,
+        };
+        match command {
+            Command::Alarm { .. } | Command::Auth(_) | Command::Batch(_) => Ok(()),
+            _ if self.has_alarm(AlarmKind::Corrupt) => Err(EtcdError::Corrupt),
+            Command::LeaseGrant { .. } if self.has_alarm(AlarmKind::NoSpace) => {
+                Err(EtcdError::NoSpace)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Revokes a lease and deletes its keys, all in one revision.
     fn revoke(&mut self, id: LeaseId) -> Result<(), EtcdError> {
         let keys = self.leases.revoke(id)?;
@@ -211,7 +268,12 @@ impl StateMachine {
     ) -> Result<Outcome, EtcdError> {
         let path = txn::choose_path(&self.store, txn);
         let puts_bytes = txn::check_path(&self.store, &self.leases, txn, &path)?;
-        if puts_bytes > 0 && self.store.size_bytes() + puts_bytes > self.backend_bytes_quota {
+        // A write that adds data is refused while NOSPACE is raised, as etcd's capped
+        // applier, and when it would pass the quota (the api then raises NOSPACE).
+        if puts_bytes > 0
+            && (self.has_alarm(AlarmKind::NoSpace)
+                || self.store.size_bytes() + puts_bytes > self.backend_bytes_quota)
+        {
             return Err(EtcdError::NoSpace);
         }
         let mut write = self.store.write();

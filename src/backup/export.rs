@@ -111,6 +111,18 @@ pub fn database(machine: &StateMachine, meta: &ExportMeta) -> BoltWriter {
             (name.clone().into_bytes(), record.encode_to_vec())
         })
         .collect();
+    // etcd keys each raised alarm by its AlarmMember, with an empty value.
+    let alarms = machine
+        .alarms()
+        .iter()
+        .map(|alarm| {
+            let member = AlarmMember {
+                member_id: alarm.member_id,
+                alarm: alarm.kind.wire(),
+            };
+            (member.encode_to_vec(), Vec::new())
+        })
+        .collect();
     let cluster = vec![(
         CLUSTER_VERSION.to_vec(),
         meta.cluster_version.clone().into_bytes(),
@@ -119,7 +131,7 @@ pub fn database(machine: &StateMachine, meta: &ExportMeta) -> BoltWriter {
         named(KEY_BUCKET, KeySource(Versions::new(store.clone()))),
         named(META_BUCKET, Pairs::new(meta_pairs)),
         named(LEASE_BUCKET, Pairs::new(leases)),
-        named(ALARM_BUCKET, Pairs::new(Vec::new())),
+        named(ALARM_BUCKET, Pairs::new(alarms)),
         named(CLUSTER_BUCKET, Pairs::new(cluster)),
         named(MEMBERS_BUCKET, Pairs::new(members)),
         named(MEMBERS_REMOVED_BUCKET, Pairs::new(Vec::new())),

@@ -177,7 +177,8 @@ pub fn read_database(
 
     let auth = read_auth(&pairs, &corrupt)?;
     Ok(Imported {
-        machine: StateMachine::from_parts(store, leases, auth),
+        // Alarms name the old cluster's members; a restored cluster starts without them.
+        machine: StateMachine::from_parts(store, leases, auth, Default::default()),
         consistent_index: number(CONSISTENT_INDEX)?,
         term: number(TERM)?,
         versions,

@@ -105,4 +105,6 @@ pub enum EtcdError {
     InvalidAuthManagement,
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
 }

@@ -7,7 +7,8 @@
 //! Persisted where:
 //! - WAL records (`storage::wal`, format version 1): `DiskEntry` (Entry), `DiskVote` (Vote),
 //!   `Option<DiskLogId>` (Committed), `u64` (Truncate), `DiskLogId` (Purge).
-//! - Snapshot files (`storage::snapshot`, format version 3): `SnapshotFile`; version 2 files
+//! - Snapshot files (`storage::snapshot`, format version 4): `SnapshotFile`; version 3 files
+//!   (a state machine without alarms) are read as `SnapshotFileV3`, version 2 files
 //!   (a state machine without the auth store) are read as `SnapshotFileV2`, version 1 files
 //!   (which also held two local flags inside the state machine) as `SnapshotFileV1`.
 
@@ -191,7 +192,7 @@ pub struct DiskSnapshotMeta {
     pub snapshot_id: String,
 }
 
-/// A snapshot file's payload (format version 3). `meta` comes first so it can be read
+/// A snapshot file's payload (format version 4). `meta` comes first so it can be read
 /// without the state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotFile {
@@ -236,6 +237,38 @@ struct StateMachineV2 {
     leases: LeaseTable,
 }
 
+/// A version-3 snapshot file's payload: the state machine had no alarms (none raised).
+#[derive(Deserialize)]
+pub struct SnapshotFileV3 {
+    meta: DiskSnapshotMeta,
+    machine: StateMachineV3,
+    last_applied: Option<DiskLogId>,
+    membership: DiskStoredMembership,
+}
+
+#[derive(Deserialize)]
+struct StateMachineV3 {
+    store: Store,
+    leases: LeaseTable,
+    auth: AuthStore,
+}
+
+impl From<SnapshotFileV3> for SnapshotFile {
+    fn from(file: SnapshotFileV3) -> Self {
+        SnapshotFile {
+            meta: file.meta,
+            machine: StateMachine::from_parts(
+                file.machine.store,
+                file.machine.leases,
+                file.machine.auth,
+                Default::default(),
+            ),
+            last_applied: file.last_applied,
+            membership: file.membership,
+        }
+    }
+}
+
 impl From<SnapshotFileV1> for SnapshotFile {
     fn from(file: SnapshotFileV1) -> Self {
         SnapshotFile::from(SnapshotFileV2 {
@@ -252,16 +285,16 @@ impl From<SnapshotFileV1> for SnapshotFile {
 
 impl From<SnapshotFileV2> for SnapshotFile {
     fn from(file: SnapshotFileV2) -> Self {
-        SnapshotFile {
+        SnapshotFile::from(SnapshotFileV3 {
             meta: file.meta,
-            machine: StateMachine::from_parts(
-                file.machine.store,
-                file.machine.leases,
-                AuthStore::default(),
-            ),
+            machine: StateMachineV3 {
+                store: file.machine.store,
+                leases: file.machine.leases,
+                auth: AuthStore::default(),
+            },
             last_applied: file.last_applied,
             membership: file.membership,
-        }
+        })
     }
 }
 
@@ -275,6 +308,7 @@ pub fn decode_snapshot(
     match version {
         1 => decode_from::<SnapshotFileV1>("snapshot", reader, payload_bytes).map(Into::into),
         2 => decode_from::<SnapshotFileV2>("snapshot", reader, payload_bytes).map(Into::into),
+        3 => decode_from::<SnapshotFileV3>("snapshot", reader, payload_bytes).map(Into::into),
         _ => decode_from::<SnapshotFile>("snapshot", reader, payload_bytes),
     }
 }

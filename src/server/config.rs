@@ -67,6 +67,10 @@ pub struct Config {
     /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
     #[arg(long, env = "CAIRN_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
+    /// Clear the NOSPACE alarm by itself once the store is under 90% of the quota again
+    /// (beyond etcd, which waits for `etcdctl alarm disarm`).
+    #[arg(long, env = "CAIRN_AUTO_DISARM_NOSPACE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub auto_disarm_nospace: bool,
     /// Maximum client request size in bytes the server will accept.
     #[arg(long, env = "CAIRN_MAX_REQUEST_BYTES", default_value_t = crate::base::limits::REQUEST_BYTES_DEFAULT, value_parser = parse_request_bytes)]
     pub max_request_bytes: usize,

@@ -1,6 +1,7 @@
 //! One member wired together: identity, raft node, lessor, compactor, and the gRPC services
 //! on every client and peer URL.
 
+mod alarms;
 mod bootstrap;
 pub mod compactor;
 pub mod config;
@@ -238,6 +239,12 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     let lessor = Lessor::new(node.clone());
     tokio::spawn(lessor.clone().run());
     tokio::spawn(compactor::run(node.clone(), compaction_mode(config)?));
+    if config.auto_disarm_nospace {
+        tokio::spawn(alarms::auto_disarm_nospace(
+            node.clone(),
+            config.backend_bytes_quota(),
+        ));
+    }
     let watch = WatchLimits {
         watchers_per_stream_max: config.watchers_per_stream_max,
         progress_notify_interval: parse_duration(

@@ -1,7 +1,7 @@
 //! Snapshot files, encoded, checked and read in bounded pieces: a snapshot is never held
 //! whole in memory as bytes (only as the state it decodes into, which is the state machine).
 //!
-//! On-disk format (version 3; versions 1 and 2 are still read, see `FORMAT_VERSIONS_READ`):
+//! On-disk format (version 4; versions 1 to 3 are still read, see `FORMAT_VERSIONS_READ`):
 //! `snap/<last index>-<last term>.snap`, both 16 hex digits, holding
 //! `magic "CAIRNSNP" | format version u32 LE | payload | payload length u64 LE |
 //! crc32 of payload u32 LE | magic "CAIRNEND"`. Length and CRC trail the payload because the
@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex};
 
 /// The format version this code writes. Bumped on any change to a snapshot's layout,
 /// including the layout of the payload the raft layer puts in it.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Versions this code reads; the payload's decoder is told which one a file has.
-/// Versions 1 and 2 differ only in their payload (version 2's state machine had no auth
-/// store; version 1's also held two local flags).
-pub const FORMAT_VERSIONS_READ: [u32; 3] = [1, 2, 3];
+/// Versions 1 to 3 differ only in their payload (version 3's state machine had no alarms,
+/// version 2's no auth store either; version 1's also held two local flags).
+pub const FORMAT_VERSIONS_READ: [u32; 4] = [1, 2, 3, 4];
 const MAGIC: &[u8; 8] = b"CAIRNSNP";
 const END_MAGIC: &[u8; 8] = b"CAIRNEND";
 const HEADER_BYTES: u64 = 8 + 4;
