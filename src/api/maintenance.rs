@@ -1,8 +1,8 @@
 //! etcdserverpb.Maintenance: status, hashes, alarms, defragment.
 
+use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, maintenance_server::Maintenance};
 use super::{status, unimplemented, Context, CLUSTER_VERSION, SERVER_VERSION};
-use super::error::unexpected_outcome;
 use crate::apply::{Alarm, AlarmKind, Command, Outcome};
 use crate::backup::ExportMeta;
 

@@ -182,7 +182,11 @@ impl StateMachine {
                 } else {
                     self.alarms.remove(alarm)
                 };
-                Ok(Outcome::Alarms(if changed { vec![*alarm] } else { Vec::new() }))
+                Ok(Outcome::Alarms(if changed {
+                    vec![*alarm]
+                } else {
+                    Vec::new()
+                }))
             }
         };
         Applied {

@@ -383,3 +383,60 @@ fn single_range(key: &str, revision: i64) -> TxnRequest {
         failure: Vec::new(),
     }
 }
+
+#[test]
+fn raised_alarms_refuse_what_etcds_capped_and_corrupt_appliers_refuse() {
+    let mut machine = StateMachine::new(2, u64::MAX);
+    machine.apply(1, &Command::Put(put("a", "1")));
+    let alarm = |kind| Alarm { member_id: 7, kind };
+    let raise = |kind| Command::Alarm {
+        activate: true,
+        alarm: alarm(kind),
+    };
+    assert_eq!(
+        machine.apply(2, &raise(AlarmKind::NoSpace)).result,
+        Ok(Outcome::Alarms(vec![alarm(AlarmKind::NoSpace)]))
+    );
+    assert_eq!(
+        machine.apply(3, &raise(AlarmKind::NoSpace)).result,
+        Ok(Outcome::Alarms(Vec::new())),
+        "raising a raised alarm changes nothing and answers none, as etcd"
+    );
+    assert_eq!(
+        machine.apply(4, &Command::Put(put("b", "2"))).result,
+        Err(EtcdError::NoSpace)
+    );
+    let grant = Command::LeaseGrant {
+        id: 5,
+        ttl_seconds: 10,
+    };
+    assert_eq!(machine.apply(5, &grant).result, Err(EtcdError::NoSpace));
+    let delete = Command::Delete(DeleteRequest {
+        range: KeyRange::single(bytes("a")),
+        prev_kv: false,
+    });
+    assert!(
+        machine.apply(6, &delete).result.is_ok(),
+        "deletes free space"
+    );
+    machine.apply(7, &raise(AlarmKind::Corrupt));
+    assert_eq!(
+        machine.apply(8, &Command::Compact { revision: 2 }).result,
+        Err(EtcdError::Corrupt)
+    );
+    for kind in [AlarmKind::NoSpace, AlarmKind::Corrupt] {
+        let clear = Command::Alarm {
+            activate: false,
+            alarm: alarm(kind),
+        };
+        assert_eq!(
+            machine.apply(9, &clear).result,
+            Ok(Outcome::Alarms(vec![alarm(kind)]))
+        );
+    }
+    assert!(machine.alarms().is_empty());
+    assert!(machine
+        .apply(10, &Command::Put(put("b", "2")))
+        .result
+        .is_ok());
+}

@@ -270,7 +270,13 @@ fn sample_machine_with_alarm() -> StateMachine {
         member_id: 0x1234,
         kind: AlarmKind::NoSpace,
     };
-    let applied = machine.apply(4, &Command::Alarm { activate: true, alarm });
+    let applied = machine.apply(
+        4,
+        &Command::Alarm {
+            activate: true,
+            alarm,
+        },
+    );
     assert!(applied.result.is_ok(), "{applied:?}");
     machine
 }
