@@ -265,64 +265,7 @@ fn a_restore_bumps_revisions_and_starts_a_three_member_cluster() {
     );
     assert!(!dir.path().join("never").exists(), "nothing is left behind");
 
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let cluster: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(index, (_, peer))| format!("m{index}=http://127.0.0.1:{peer}"))
-        .collect();
-    let cluster = cluster.join(",");
-    let mut members = Vec::new();
-    for (index, (client, peer)) in ports.iter().enumerate() {
-        let data_dir = dir.path().join(format!("m{index}"));
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        cairnutl(&[
-            "snapshot",
-            "restore",
-            snapshot_text,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--name",
-            &format!("m{index}"),
-            "--initial-cluster",
-            &cluster,
-            "--initial-cluster-token",
-            "restored",
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ]);
-        let log = std::fs::File::create(dir.path().join(format!("m{index}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!("--name=m{index}"))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
-            .arg(format!("--listen-peer-urls={peer_url}"))
-            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster={cluster}"))
-            .arg("--initial-cluster-token=restored")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        members.push(Killed(child));
-    }
-    let endpoints: Vec<String> = ports
-        .iter()
-        .map(|(client, _)| format!("127.0.0.1:{client}"))
-        .collect();
-    let all = endpoints.join(",");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !etcdctl(&all, &["endpoint", "health", "--cluster"], None)
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the restored cluster did not become healthy"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (endpoints, _members) = restored_cluster(dir.path(), &[&snapshot; 3], &[]);
     let revision_floor = 1_000_000_000;
     for endpoint in &endpoints {
         let reply: serde_json::Value = serde_json::from_str(&ok(
@@ -347,6 +290,128 @@ fn a_restore_bumps_revisions_and_starts_a_three_member_cluster() {
     );
     let list = ok(&endpoints[0], &["member", "list"]);
     assert_eq!(list.matches(", started, ").count(), 3, "{list}");
+}
+
+/// Three members restored from `snapshots` (one file per member: the same file for a healthy
+/// cluster), started with `flags`; waits until all are healthy. Their endpoints, and the
+/// processes (killed on drop).
+fn restored_cluster(
+    dir: &Path,
+    snapshots: &[&Path; 3],
+    flags: &[&str],
+) -> (Vec<String>, Vec<Killed>) {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let cluster: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(index, (_, peer))| format!("m{index}=http://127.0.0.1:{peer}"))
+        .collect();
+    let cluster = cluster.join(",");
+    let mut members = Vec::new();
+    for (index, (client, peer)) in ports.iter().enumerate() {
+        let data_dir = dir.join(format!("m{index}"));
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut restore = vec![
+            "snapshot".to_string(),
+            "restore".to_string(),
+            snapshots[index].display().to_string(),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--name=m{index}"),
+            format!("--initial-cluster={cluster}"),
+            "--initial-cluster-token=restored".to_string(),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+        ];
+        if snapshots.iter().any(|snapshot| *snapshot != snapshots[0]) {
+            // Different backups must keep their revisions to be compared at one.
+            restore.push("--bump-revision=0".to_string());
+        }
+        cairnutl(&restore.iter().map(String::as_str).collect::<Vec<_>>());
+        let log = std::fs::File::create(dir.join(format!("m{index}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--name=m{index}"))
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+            .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster={cluster}"))
+            .arg("--initial-cluster-token=restored")
+            .args(flags)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        members.push(Killed(child));
+    }
+    let endpoints: Vec<String> = ports
+        .iter()
+        .map(|(client, _)| format!("127.0.0.1:{client}"))
+        .collect();
+    let all = endpoints.join(",");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !etcdctl(&all, &["endpoint", "health", "--cluster"], None)
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the restored cluster did not become healthy"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (endpoints, members)
+}
+
+#[test]
+fn a_member_whose_store_differs_is_named_by_the_corruption_check() {
+    // Two backups at the same revision that differ in one value: members restored from
+    // different ones hold different stores, as after silent corruption.
+    let dir = tempfile::tempdir().unwrap();
+    let mut backups = Vec::new();
+    for (name, value) in [("good", "right"), ("bad", "wrong")] {
+        let source = Server::start(&dir.path().join(name), &[]);
+        for round in 0..10 {
+            source.ok(&["put", &format!("key{round}"), "value"]);
+        }
+        source.ok(&["put", "contested", value]);
+        let backup = dir.path().join(format!("{name}.db"));
+        source.ok(&["snapshot", "save", backup.to_str().unwrap()]);
+        backups.push(backup);
+    }
+    let (good, bad) = (backups[0].as_path(), backups[1].as_path());
+    let (endpoints, _members) = restored_cluster(
+        dir.path(),
+        &[good, good, bad],
+        &["--experimental-corrupt-check-time=1s"],
+    );
+    let members: serde_json::Value =
+        serde_json::from_str(&ok(&endpoints[0], &["member", "list", "-w", "json"])).unwrap();
+    let corrupt_id = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|member| member["name"] == "m2")
+        .map(|member| member["ID"].to_string())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alarms = ok(&endpoints[0], &["alarm", "list"]);
+        if alarms.contains("alarm:CORRUPT") {
+            assert_eq!(
+                alarms.trim(),
+                format!("memberID:{corrupt_id} alarm:CORRUPT"),
+                "only the member that differs is named"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no CORRUPT alarm was raised");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let refused = etcdctl(&endpoints[1], &["put", "after", "x"], None);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("etcdserver: corrupt cluster"),
+        "writes are refused cluster-wide"
+    );
 }
 
 struct Killed(Child);

@@ -27,6 +27,6 @@ pub use lessor::Lessor;
 pub use members::{MemberInfo, MemberNode, MembershipChange};
 pub use network::{call as call_peer, PeerTransport, TransportError};
 pub use node::{NodeStatus, RaftNode, RaftNodeConfig};
-pub use peer::{PeerRequest, PeerResponse};
+pub use peer::{HashKv, PeerRequest, PeerResponse};
 pub use peer_handler::PeerHandler;
 pub use state_machine::save_restored_snapshot;

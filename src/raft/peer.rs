@@ -8,7 +8,7 @@ use super::error::NodeError;
 use super::members::{MemberInfo, MembershipChange};
 use super::types::TypeConfig;
 use crate::apply::{Applied, Command};
-use crate::base::LeaseId;
+use crate::base::{EtcdError, LeaseId, Revision};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -24,6 +24,19 @@ pub enum PeerRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Forward(Forwarded),
     ClusterInfo,
+    /// This member's HashKV at a revision (the corruption checks).
+    HashKv {
+        revision: Revision,
+    },
+}
+
+/// A member's HashKV answer: the hash of its versions at `revision`, and its compaction
+/// point (hashes are comparable only between members compacted at the same revision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashKv {
+    pub hash: u32,
+    pub revision: Revision,
+    pub compact_revision: Revision,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +53,7 @@ pub enum PeerResponse {
     },
     /// The request could not be decoded (a member of another version).
     Malformed(String),
+    HashKv(Result<HashKv, EtcdError>),
 }
 
 /// A request one member asks another to serve, paired with the type of its answer.

@@ -4,6 +4,7 @@
 use super::error::NodeError;
 use super::lessor::Lessor;
 use super::node::RaftNode;
+use super::peer::HashKv;
 use super::peer::{
     Campaign, ChangeMembers, ForwardRequest, ForwardResult, Forwarded, KeepAlive, PeerRequest,
     PeerResponse, Propose, ReadIndex, TimeToLive,
@@ -58,6 +59,15 @@ impl PeerHandler {
             }
             PeerRequest::ClusterInfo => unreachable!("answered in handle"),
             PeerRequest::Forward(request) => self.serve(request).await,
+            PeerRequest::HashKv { revision } => {
+                let view = self.node.view();
+                let store = view.machine.store();
+                PeerResponse::HashKv(store.readable_revision(revision).map(|revision| HashKv {
+                    hash: store.hash_kv(revision),
+                    revision,
+                    compact_revision: store.compact_revision(),
+                }))
+            }
         }
     }
 

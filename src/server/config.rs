@@ -67,6 +67,26 @@ pub struct Config {
     /// Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
     #[arg(long, env = "CAIRN_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
+    /// How often the leader compares members' HashKV at its revision (0s: never, as etcd).
+    #[arg(
+        long,
+        env = "CAIRN_EXPERIMENTAL_CORRUPT_CHECK_TIME",
+        default_value = "0s"
+    )]
+    pub experimental_corrupt_check_time: String,
+    /// Compare this member's HashKV with the others' once it has caught up, before serving.
+    #[arg(long, env = "CAIRN_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub experimental_initial_corrupt_check: bool,
+    /// The leader compares members' HashKV at the last compaction revision.
+    #[arg(long, env = "CAIRN_EXPERIMENTAL_COMPACT_HASH_CHECK_ENABLED", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub experimental_compact_hash_check_enabled: bool,
+    /// How often the compaction hash check runs.
+    #[arg(
+        long,
+        env = "CAIRN_EXPERIMENTAL_COMPACT_HASH_CHECK_TIME",
+        default_value = "1m"
+    )]
+    pub experimental_compact_hash_check_time: String,
     /// Clear the NOSPACE alarm by itself once the store is under 90% of the quota again
     /// (beyond etcd, which waits for `etcdctl alarm disarm`).
     #[arg(long, env = "CAIRN_AUTO_DISARM_NOSPACE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
@@ -469,7 +489,7 @@ mod tests {
             "--enable-pprof",
             "--backend-batch-interval",
             "10ms",
-            "--experimental-initial-corrupt-check=true",
+            "--experimental-txn-mode-write-with-shared-buffer=true",
             "--enable-v2=false",
             "--proxy=off",
         ])

@@ -26,7 +26,6 @@ enum Handling {
 use Handling::{NoEffect, RefusedUnless};
 
 const NO_BBOLT: &str = "Cairn's store is not bbolt; it keeps its state in memory, made durable by the WAL and snapshots";
-const NO_CORRUPTION_CHECKS: &str = "Cairn has no corruption checks between members yet; every WAL record and snapshot carries a CRC checked when read";
 const NO_TRACING: &str = "Cairn exports no OpenTelemetry traces";
 const NO_V2: &str = "Cairn serves only the v3 API";
 
@@ -44,10 +43,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("max-wals", Value, NoEffect("Cairn removes a WAL segment once a snapshot covers it")),
     ("wal-dir", Value, NoEffect("Cairn keeps its WAL in <data-dir>/member/wal")),
     ("experimental-snapshot-catchup-entries", Value, NoEffect("Cairn's leader sends a snapshot only for entries it has purged")),
-    ("experimental-corrupt-check-time", Value, NoEffect(NO_CORRUPTION_CHECKS)),
-    ("experimental-initial-corrupt-check", Boolean, NoEffect(NO_CORRUPTION_CHECKS)),
-    ("experimental-compact-hash-check-enabled", Boolean, NoEffect(NO_CORRUPTION_CHECKS)),
-    ("experimental-compact-hash-check-time", Value, NoEffect(NO_CORRUPTION_CHECKS)),
     ("experimental-enable-distributed-tracing", Boolean, NoEffect(NO_TRACING)),
     ("experimental-distributed-tracing-address", Value, NoEffect(NO_TRACING)),
     ("experimental-distributed-tracing-instance-id", Value, NoEffect(NO_TRACING)),

@@ -6,6 +6,7 @@ mod bootstrap;
 pub mod compactor;
 pub mod config;
 mod config_file;
+mod corruption;
 mod error;
 mod etcd_flags;
 #[cfg(not(madsim))]
@@ -239,6 +240,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     let lessor = Lessor::new(node.clone());
     tokio::spawn(lessor.clone().run());
     tokio::spawn(compactor::run(node.clone(), compaction_mode(config)?));
+    start_corruption_checks(config, &node).await?;
     if config.auto_disarm_nospace {
         tokio::spawn(alarms::auto_disarm_nospace(
             node.clone(),
@@ -334,4 +336,46 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         shutdown,
         listeners,
     })
+}
+
+/// The corruption checks the flags ask for: the initial one now (once this member has
+/// caught up), the periodic ones as tasks.
+async fn start_corruption_checks(config: &Config, node: &RaftNode) -> Result<(), StartError> {
+    use corruption::CheckAt;
+    let periodic = parse_duration(
+        &config.experimental_corrupt_check_time,
+        Duration::from_secs(1),
+    )
+    .map_err(StartError::Flag)?;
+    if !periodic.is_zero() {
+        tokio::spawn(corruption::run_periodic(
+            node.clone(),
+            periodic,
+            CheckAt::Current,
+        ));
+    }
+    if config.experimental_compact_hash_check_enabled {
+        let interval = parse_duration(
+            &config.experimental_compact_hash_check_time,
+            Duration::from_secs(1),
+        )
+        .map_err(StartError::Flag)?
+        .max(Duration::from_secs(1));
+        tokio::spawn(corruption::run_periodic(
+            node.clone(),
+            interval,
+            CheckAt::Compaction,
+        ));
+    }
+    if config.experimental_initial_corrupt_check {
+        // Caught up first: what the leader had committed when this member started.
+        if let Err(error) = node.read_barrier().await {
+            tracing::warn!(%error, "initial corruption check skipped: no leader to catch up with");
+            return Ok(());
+        }
+        corruption::initial_check(node)
+            .await
+            .map_err(StartError::Bootstrap)?;
+    }
+    Ok(())
 }
