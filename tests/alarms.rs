@@ -91,7 +91,18 @@ fn nospace_is_raised_listed_persisted_and_cleared_as_in_etcd() {
         serde_json::from_str(&server.ok(&["get", "x", "-w", "json"])).unwrap();
     let revision = revision["header"]["revision"].to_string();
     server.ok(&["compact", &revision]);
-    server.ok(&["defrag"]);
+    let db_size = |server: &Server| -> u64 {
+        let status: serde_json::Value =
+            serde_json::from_str(&server.ok(&["endpoint", "status", "-w", "json"])).unwrap();
+        status[0]["Status"]["dbSize"].as_u64().unwrap()
+    };
+    let before = db_size(&server);
+    assert!(server.ok(&["defrag"]).contains("Finished defragmenting"));
+    let after = db_size(&server);
+    assert!(
+        after < before / 2,
+        "defrag rewrites the snapshot and drops the WAL: {before} -> {after} bytes"
+    );
     assert!(
         alarms(&server).contains("alarm:NOSPACE"),
         "only a disarm clears it"

@@ -41,6 +41,7 @@ pub enum Waited {
     Apply,
     MembershipChange,
     LeaseRevoke,
+    Snapshot,
 }
 
 impl std::fmt::Display for Waited {
@@ -51,6 +52,7 @@ impl std::fmt::Display for Waited {
             Waited::Apply => "applying up to a read index",
             Waited::MembershipChange => "a membership change",
             Waited::LeaseRevoke => "a revoke of an expired lease",
+            Waited::Snapshot => "a snapshot and the WAL purge after it",
         })
     }
 }

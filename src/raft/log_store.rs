@@ -203,7 +203,10 @@ async fn run_writer(
             }
         };
         wal = returned;
-        if result.is_ok() && wal.should_cut() {
+        // A purge of every entry written (a defragment's) cuts the segment too, so that the
+        // whole segment can go; other purges wait for the segment to fill.
+        let purges_all = purge_through.is_some_and(|index| index + 1 >= next_index);
+        if result.is_ok() && (wal.should_cut() || purges_all) {
             result = wal.cut(next_index, &carried);
         }
         if let (Ok(()), Some(index)) = (&result, purge_through) {

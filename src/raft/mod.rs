@@ -3,6 +3,7 @@
 //! imports openraft; everything above sees `RaftNode` and domain types. Modules here import
 //! each other directly, never through these re-exports, which are for the layers above.
 
+mod defragment;
 mod error;
 mod forward;
 pub mod inspect;

@@ -38,7 +38,7 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("experimental-compaction-sleep-interval", Value, NoEffect(NO_BBOLT)),
     ("experimental-txn-mode-write-with-shared-buffer", Boolean, NoEffect(NO_BBOLT)),
     ("experimental-memory-mlock", Boolean, NoEffect(NO_BBOLT)),
-    ("experimental-stop-grpc-service-on-defrag", Boolean, NoEffect("defragmentation is a no-op in Cairn (compaction frees space)")),
+    ("experimental-stop-grpc-service-on-defrag", Boolean, NoEffect("Cairn defragments (a snapshot, then a WAL purge) while serving")),
     ("max-snapshots", Value, NoEffect("Cairn keeps the newest two snapshots (and any being sent)")),
     ("max-wals", Value, NoEffect("Cairn removes a WAL segment once a snapshot covers it")),
     ("wal-dir", Value, NoEffect("Cairn keeps its WAL in <data-dir>/member/wal")),
