@@ -445,3 +445,53 @@ fn four_members_split_two_two_refuse_everything_until_healed() {
         .collect();
     assert!(values.iter().all(|value| *value == values[0]), "{values:?}");
 }
+
+#[test]
+fn force_new_cluster_recovers_a_member_s_data_when_quorum_is_lost_for_good() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    for round in 0..40 {
+        cluster.members[leader].ok(&["put", &format!("key{round}"), &format!("v{round}")]);
+    }
+    let before: serde_json::Value =
+        serde_json::from_str(&cluster.members[leader].ok(&["get", "key0", "-w", "json"])).unwrap();
+    let revision = before["header"]["revision"].as_i64().unwrap();
+    // Quorum lost for good: every member stops, and only one comes back. It recovers what
+    // it knew committed, so first let it learn that the last write committed (as an
+    // operator's survivor would have, a heartbeat later).
+    let survivor = (leader + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.members[survivor]
+        .ok(&["get", "key39", "--consistency=s", "--print-value-only"])
+        .contains("v39")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the survivor never applied the last write"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for member in &mut cluster.members {
+        member.kill();
+    }
+    cluster.members[survivor].restart_with(&["--force-new-cluster"]);
+    let list = cluster.eventually(survivor, &["member", "list"], Duration::from_secs(30));
+    assert_eq!(list.lines().count(), 1, "a one-member cluster: {list}");
+    let member = &cluster.members[survivor];
+    assert_eq!(
+        member.ok(&["get", "key39", "--print-value-only"]).trim(),
+        "v39"
+    );
+    member.ok(&["put", "after", "recovery"]);
+    let after: serde_json::Value =
+        serde_json::from_str(&member.ok(&["get", "after", "-w", "json"])).unwrap();
+    assert_eq!(after["header"]["revision"].as_i64().unwrap(), revision + 1);
+    assert!(member
+        .log_text()
+        .contains("--force-new-cluster: starting as a one-member cluster"));
+    // Without the flag it stays what it became.
+    cluster.members[survivor].restart();
+    cluster.eventually(survivor, &["get", "after"], Duration::from_secs(30));
+    let list = cluster.members[survivor].ok(&["member", "list"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+}

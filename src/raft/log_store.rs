@@ -22,11 +22,11 @@ const GROUP_COMMIT_JOBS_MAX: usize = 1024;
 const WRITE_QUEUE_LENGTH_MAX: usize = 4096;
 
 #[derive(Debug, Default)]
-struct InMemoryLog {
-    entries: BTreeMap<u64, Entry<TypeConfig>>,
-    last_purged: Option<LogId<u64>>,
-    vote: Option<Vote<u64>>,
-    committed: Option<LogId<u64>>,
+pub(super) struct InMemoryLog {
+    pub(super) entries: BTreeMap<u64, Entry<TypeConfig>>,
+    pub(super) last_purged: Option<LogId<u64>>,
+    pub(super) vote: Option<Vote<u64>>,
+    pub(super) committed: Option<LogId<u64>>,
 }
 
 enum Completion {
@@ -42,6 +42,40 @@ struct WriteJob {
     /// Segments wholly at or below this index may go once this job is durable.
     purge_through: Option<u64>,
     completion: Completion,
+}
+
+/// The log as the WAL's records leave it: entries, vote, committed and purge points.
+pub(super) fn replay(records: Vec<Record>) -> Result<InMemoryLog, crate::storage::StorageError> {
+    let mut state = InMemoryLog::default();
+    for record in records {
+        match record.kind {
+            RecordKind::Entry => {
+                let entry = persisted::decode_entry(&record.payload)?;
+                state.entries.insert(entry.get_log_id().index, entry);
+            }
+            RecordKind::Vote => {
+                let vote: DiskVote = codec::decode("vote", &record.payload)?;
+                state.vote = Some(vote.into());
+            }
+            RecordKind::Committed => {
+                let committed: Option<DiskLogId> =
+                    codec::decode("committed log id", &record.payload)?;
+                state.committed = committed.map(LogId::from);
+            }
+            RecordKind::Truncate => {
+                let since: u64 = codec::decode("truncate point", &record.payload)?;
+                state.entries.split_off(&since);
+            }
+            RecordKind::Purge => {
+                let upto: LogId<u64> =
+                    codec::decode::<DiskLogId>("purge point", &record.payload)?.into();
+                state.entries = state.entries.split_off(&(upto.index + 1));
+                state.last_purged = Some(upto);
+            }
+            RecordKind::Header => {}
+        }
+    }
+    Ok(state)
 }
 
 #[derive(Clone)]
@@ -63,35 +97,7 @@ impl LogStore {
         records: Vec<Record>,
         metrics: Arc<Metrics>,
     ) -> Result<LogStore, crate::storage::StorageError> {
-        let mut state = InMemoryLog::default();
-        for record in records {
-            match record.kind {
-                RecordKind::Entry => {
-                    let entry = persisted::decode_entry(&record.payload)?;
-                    state.entries.insert(entry.get_log_id().index, entry);
-                }
-                RecordKind::Vote => {
-                    let vote: DiskVote = codec::decode("vote", &record.payload)?;
-                    state.vote = Some(vote.into());
-                }
-                RecordKind::Committed => {
-                    let committed: Option<DiskLogId> =
-                        codec::decode("committed log id", &record.payload)?;
-                    state.committed = committed.map(LogId::from);
-                }
-                RecordKind::Truncate => {
-                    let since: u64 = codec::decode("truncate point", &record.payload)?;
-                    state.entries.split_off(&since);
-                }
-                RecordKind::Purge => {
-                    let upto: LogId<u64> =
-                        codec::decode::<DiskLogId>("purge point", &record.payload)?.into();
-                    state.entries = state.entries.split_off(&(upto.index + 1));
-                    state.last_purged = Some(upto);
-                }
-                RecordKind::Header => {}
-            }
-        }
+        let state = replay(records)?;
         let next_index = state.entries.keys().next_back().map_or_else(
             || state.last_purged.map_or(0, |id| id.index + 1),
             |last| last + 1,

@@ -5,6 +5,7 @@
 
 mod defragment;
 mod error;
+mod force_new_cluster;
 mod forward;
 pub mod inspect;
 mod lessor;
@@ -24,6 +25,7 @@ mod transfer;
 mod types;
 
 pub use error::{NodeError, StartError, Waited};
+pub use force_new_cluster::{force_new_cluster, ApplyLimits};
 pub use lessor::Lessor;
 pub use members::{MemberInfo, MemberNode, MembershipChange};
 pub use network::{call as call_peer, PeerTransport, TransportError};

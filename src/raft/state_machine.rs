@@ -28,7 +28,7 @@ pub struct AppliedState {
 }
 
 impl AppliedState {
-    fn to_file(&self, meta: &SnapshotMeta<u64, MemberNode>) -> SnapshotFile {
+    pub(super) fn to_file(&self, meta: &SnapshotMeta<u64, MemberNode>) -> SnapshotFile {
         SnapshotFile {
             meta: DiskSnapshotMeta {
                 last_log_id: meta.last_log_id.map(DiskLogId::from),
@@ -41,7 +41,7 @@ impl AppliedState {
         }
     }
 
-    fn from_file(file: SnapshotFile) -> AppliedState {
+    pub(super) fn from_file(file: SnapshotFile) -> AppliedState {
         AppliedState {
             machine: file.machine,
             last_applied: file.last_applied.map(LogId::from),
@@ -107,7 +107,7 @@ impl SharedState {
 /// log still holds every entry after the next older snapshot (or, with no older one, every
 /// entry from the first, index 0): then replaying the log from there loses nothing.
 /// Otherwise it is an error naming the file, since falling back would lose purged entries.
-fn load_newest_usable(
+pub(super) fn load_newest_usable(
     snapshots: &SnapshotStore,
     log_first_index: Option<u64>,
 ) -> Result<Option<SnapshotFile>, crate::storage::StorageError> {

@@ -87,6 +87,10 @@ pub struct Config {
         default_value = "1m"
     )]
     pub experimental_compact_hash_check_time: String,
+    /// Start this member as a one-member cluster from its data (quorum lost for good), as
+    /// etcd's disaster recovery; remove the flag once it has started.
+    #[arg(long, env = "CAIRN_FORCE_NEW_CLUSTER", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub force_new_cluster: bool,
     /// Clear the NOSPACE alarm by itself once the store is under 90% of the quota again
     /// (beyond etcd, which waits for `etcdctl alarm disarm`).
     #[arg(long, env = "CAIRN_AUTO_DISARM_NOSPACE", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
@@ -496,9 +500,9 @@ mod tests {
         .unwrap();
         assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(warnings[0].starts_with("--backend-batch-interval=10ms has no effect in Cairn: "));
-        let refused = parse(&["--force-new-cluster"]).unwrap_err().to_string();
+        let refused = parse(&["--enable-v2=true"]).unwrap_err().to_string();
         assert!(
-            refused.contains("--force-new-cluster=true is not supported"),
+            refused.contains("--enable-v2=true is not supported"),
             "{refused}"
         );
         // Go's booleans never take a separate argument, and unknown flags still fail.

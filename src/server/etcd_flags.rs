@@ -72,7 +72,6 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("v2-deprecation", Value, NoEffect(NO_V2)),
     ("enable-v2", Boolean, RefusedUnless(&["false"], NO_V2)),
     ("experimental-enable-v2v3", Value, RefusedUnless(&[""], NO_V2)),
-    ("force-new-cluster", Boolean, RefusedUnless(&["false"], "Cairn cannot yet make a new one-member cluster from a member's data")),
     ("discovery", Value, RefusedUnless(&[""], "Cairn bootstraps from --initial-cluster only")),
     ("discovery-srv", Value, RefusedUnless(&[""], "Cairn bootstraps from --initial-cluster only")),
     ("discovery-srv-name", Value, NoEffect("Cairn bootstraps from --initial-cluster only")),

@@ -220,6 +220,9 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         proposal_batch_bytes_max: config.proposal_batch_bytes,
         learners_max: config.max_learners,
     };
+    if config.force_new_cluster {
+        force_new_cluster(config, &disk, &data_dir, &raft_config, bootstrap.restarted)?;
+    }
     let node = RaftNode::start(
         raft_config,
         disk.clone(),
@@ -377,5 +380,39 @@ async fn start_corruption_checks(config: &Config, node: &RaftNode) -> Result<(),
             .await
             .map_err(StartError::Bootstrap)?;
     }
+    Ok(())
+}
+
+/// `--force-new-cluster`: this member's data as a one-member cluster, before raft starts.
+fn force_new_cluster(
+    config: &Config,
+    disk: &Arc<dyn Disk>,
+    data_dir: &DataDir,
+    raft_config: &RaftNodeConfig,
+    restarted: bool,
+) -> Result<(), StartError> {
+    if !restarted {
+        return Err(StartError::Bootstrap(
+            "--force-new-cluster needs this member's existing data directory; this one is new"
+                .to_string(),
+        ));
+    }
+    let limits = crate::raft::ApplyLimits {
+        lease_ttl_seconds_min: raft_config.lease_ttl_seconds_min,
+        backend_bytes_quota: raft_config.backend_bytes_quota,
+    };
+    let dropped = crate::raft::force_new_cluster(
+        disk.clone(),
+        data_dir,
+        raft_config.member_id,
+        config.wal_segment_bytes,
+        limits,
+    )?;
+    let dropped: Vec<String> = dropped.iter().map(|id| format!("{id:x}")).collect();
+    tracing::warn!(
+        member_id = %format!("{:x}", raft_config.member_id),
+        removed = %dropped.join(","),
+        "--force-new-cluster: starting as a one-member cluster from this member's data; add members back with `etcdctl member add`, and drop the flag"
+    );
     Ok(())
 }

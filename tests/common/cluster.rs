@@ -61,6 +61,15 @@ impl ClusterMember {
         self.spawn();
     }
 
+    /// Restarts with `extra` flags for this start only.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill();
+        let kept = self.args.clone();
+        self.args.extend(extra.iter().map(|flag| flag.to_string()));
+        self.spawn();
+        self.args = kept;
+    }
+
     pub fn etcdctl(&self, args: &[&str]) -> Output {
         etcdctl(&self.endpoint(), args, None)
     }
