@@ -134,10 +134,30 @@ fn json_gateway_answers_as_etcd_does() {
     assert_eq!(lines.len(), 2, "{kept:?}");
     assert!(lines.iter().all(|line| line["result"]["TTL"] == "30"));
 
-    // A streaming route that fails streams grpc-gateway's error chunk.
+    // A snapshot streams as JSON lines: the database in pieces, then its SHA-256.
+    use base64::Engine as _;
+    use sha2::Digest as _;
     let snapshot = post(&server, "/v3/maintenance/snapshot", "{}");
     assert_eq!(snapshot.status, 200);
-    assert_eq!(json(&snapshot)["error"]["code"], 12);
+    let blobs: Vec<Vec<u8>> = snapshot
+        .body
+        .lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            let blob = line["result"]["blob"].as_str().unwrap().to_string();
+            base64::engine::general_purpose::STANDARD
+                .decode(blob)
+                .unwrap()
+        })
+        .collect();
+    let (hash, database) = blobs.split_last().unwrap();
+    let database = database.concat();
+    assert_eq!(database.len() % 4096, 0, "whole bbolt pages");
+    assert_eq!(hash.as_slice(), sha2::Sha256::digest(&database).as_slice());
+    // An unimplemented route answers grpc-gateway's error with the HTTP status of its code.
+    let downgrade = post(&server, "/v3/maintenance/downgrade", "{}");
+    assert_eq!(downgrade.status, 501, "{}", downgrade.body);
+    assert_eq!(json(&downgrade)["code"], 12, "{}", downgrade.body);
     // A first request that is not JSON is answered as an error, as grpc-gateway does.
     let bad_watch = post(&server, "/v3/watch", "{bad");
     assert_eq!(
