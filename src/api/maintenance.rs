@@ -5,14 +5,6 @@ use super::pb::etcdserverpb::{self as pb, maintenance_server::Maintenance};
 use super::{status, unimplemented, Context, CLUSTER_VERSION, SERVER_VERSION};
 use crate::apply::{Alarm, AlarmKind, Command, Outcome};
 use crate::backup::ExportMeta;
-
-/// etcd's AlarmMember for an alarm.
-fn alarm_member(alarm: &Alarm) -> pb::AlarmMember {
-    pb::AlarmMember {
-        member_id: alarm.member_id,
-        alarm: alarm.kind.wire(),
-    }
-}
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -216,5 +208,13 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
         self.context.admit(&request, false)?;
         Err(unimplemented("Maintenance.Downgrade"))
+    }
+}
+
+/// etcd's AlarmMember for an alarm.
+fn alarm_member(alarm: &Alarm) -> pb::AlarmMember {
+    pb::AlarmMember {
+        member_id: alarm.member_id,
+        alarm: alarm.kind.wire(),
     }
 }
