@@ -27,6 +27,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .skip_protoc_run()
         .bytes(["."])
+        // Written by hand so nested txns do not spend prost's recursion budget (see it).
+        .extern_path(
+            ".etcdserverpb.RequestOp",
+            "crate::api::txn_operations::RequestOp",
+        )
+        .extern_path(
+            ".etcdserverpb.ResponseOp",
+            "crate::api::txn_operations::ResponseOp",
+        )
         .compile_protos(&files, &["proto"])?;
     // The JSON gateway speaks grpc-gateway's JSON (proto field names, base64 bytes, 64-bit
     // integers as strings, enums by name), which pbjson's serde impls implement.

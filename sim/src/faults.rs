@@ -20,7 +20,10 @@ pub struct FaultState {
     killed: Vec<usize>,
     paused: Vec<usize>,
     /// Members whose disk or fsync was broken: their raft stopped; they need a restart.
-    broken_disks: Vec<usize>,
+    /// Disks that filled up: freed at the heal, and the member must resume by itself.
+    full_disks: Vec<usize>,
+    /// Disks whose fsync failed: the member's raft stops, so the operator restarts it.
+    failed_disks: Vec<usize>,
     slow_disks: Vec<usize>,
     packet_loss: bool,
     latency: bool,
@@ -165,7 +168,7 @@ impl<'a> Faults<'a> {
                     capacity_bytes: Some(capacity),
                     ..disk.options()
                 });
-                self.state.broken_disks.push(victim);
+                self.state.full_disks.push(victim);
                 format!("disk full on member-{} at {capacity} bytes", victim + 1)
             }
             FaultKind::FailingFsync => {
@@ -175,7 +178,7 @@ impl<'a> Faults<'a> {
                     failing_syncs: 1,
                     ..disk.options()
                 });
-                self.state.broken_disks.push(victim);
+                self.state.failed_disks.push(victim);
                 format!("failing fsync on member-{}", victim + 1)
             }
             FaultKind::SlowFsync => {
@@ -232,10 +235,19 @@ impl<'a> Faults<'a> {
             });
         }
         let mut restart: Vec<usize> = self.state.killed.drain(..).collect();
-        for broken in self.state.broken_disks.drain(..) {
-            let disk = &self.members[broken].disk;
+        // A full disk gets its room back and nothing more: the member must notice and
+        // resume writing by itself (the availability checker holds it to the recovery
+        // bound like everyone else).
+        for full in self.state.full_disks.drain(..) {
+            let disk = &self.members[full].disk;
             disk.set_options(MemoryDiskOptions {
                 capacity_bytes: None,
+                ..disk.options()
+            });
+        }
+        for broken in self.state.failed_disks.drain(..) {
+            let disk = &self.members[broken].disk;
+            disk.set_options(MemoryDiskOptions {
                 failing_syncs: 0,
                 ..disk.options()
             });

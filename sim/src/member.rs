@@ -47,6 +47,7 @@ pub struct MemberSettings {
     pub fsync_latency_ms: u64,
     pub lease_checkpoint_interval_ms: u64,
     pub proposal_batch_bytes: usize,
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for MemberSettings {
@@ -60,6 +61,7 @@ impl Default for MemberSettings {
             fsync_latency_ms: 0,
             lease_checkpoint_interval_ms: 300_000,
             proposal_batch_bytes: cairn::base::limits::BATCH_BYTES_MAX,
+            disk_reserve_bytes: 0,
         }
     }
 }
@@ -100,6 +102,7 @@ impl MemberFlags {
                 settings.lease_checkpoint_interval_ms
             ),
             format!("--proposal-batch-bytes={}", settings.proposal_batch_bytes),
+            format!("--disk-reserve-bytes={}", settings.disk_reserve_bytes),
             // bcrypt's lowest cost: a hash at etcd's default costs real CPU on every
             // Authenticate (tens of ms) and slows the whole simulation, changing nothing it
             // checks.

@@ -60,6 +60,9 @@ pub struct Params {
     /// The auth workload's restricted clients (scenario-only; 0 leaves auth off).
     pub auth_clients: usize,
     pub auth_denials_recorded_as_allowed: bool,
+    /// `--disk-reserve-bytes` of every member (0: none), so a full disk meets both the
+    /// released reserve and, once that is used up, writers waiting for room.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Params {
@@ -157,6 +160,9 @@ impl Params {
             auth_denials_recorded_as_allowed: scenario
                 .auth_denials_recorded_as_allowed
                 .unwrap_or(false),
+            disk_reserve_bytes: scenario
+                .disk_reserve_bytes
+                .unwrap_or_else(|| [0, 512, 4096, 65_536][random.gen_range(0..4)]),
         }
     }
 

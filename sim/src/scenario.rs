@@ -38,6 +38,7 @@ pub struct Scenario {
     pub lease_ttl_seconds: Option<i64>,
     pub lease_checkpoint_interval_ms: Option<u64>,
     pub proposal_batch_bytes: Option<usize>,
+    pub disk_reserve_bytes: Option<u64>,
     pub value_padding_bytes: Option<usize>,
     pub lease_renewal_percent: Option<u64>,
     pub keepalives_dropped_recorded_as_acknowledged: Option<bool>,

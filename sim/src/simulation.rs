@@ -63,6 +63,7 @@ async fn simulate(params: Params) -> Outcome {
         fsync_latency_ms: params.fsync_latency_ms,
         lease_checkpoint_interval_ms: params.lease_checkpoint_interval_ms,
         proposal_batch_bytes: params.proposal_batch_bytes,
+        disk_reserve_bytes: params.disk_reserve_bytes,
     };
     let members: Vec<SimMember> = (1..=params.members as u8)
         .map(|index| start_member(&handle, index, &settings))

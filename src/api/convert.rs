@@ -12,20 +12,28 @@ use crate::mvcc::{Event, EventKind, KeyValue, RangeQuery, RangeResult, SortOrder
 
 pub fn range_query(request: pb::RangeRequest) -> Result<RangeQuery, EtcdError> {
     use pb::range_request::{SortOrder as PbOrder, SortTarget as PbTarget};
-    let sort_order =
-        match PbOrder::try_from(request.sort_order).map_err(|_| EtcdError::InvalidSortOption)? {
-            PbOrder::None => SortOrder::None,
-            PbOrder::Ascend => SortOrder::Ascend,
-            PbOrder::Descend => SortOrder::Descend,
-        };
-    let sort_target =
-        match PbTarget::try_from(request.sort_target).map_err(|_| EtcdError::InvalidSortOption)? {
-            PbTarget::Key => SortTarget::Key,
-            PbTarget::Version => SortTarget::Version,
-            PbTarget::Create => SortTarget::Create,
-            PbTarget::Mod => SortTarget::Mod,
-            PbTarget::Value => SortTarget::Value,
-        };
+    // An order etcd does not know sorts nothing there, whatever the target: the keys come
+    // in key order. A target it does not know with a known order makes etcd 3.4 call
+    // sort.Sort on nil and crash; here it is refused with the error etcd defines for it.
+    let (sort_order, sort_target) = match PbOrder::try_from(request.sort_order) {
+        Err(_) => (SortOrder::None, SortTarget::Key),
+        Ok(order) => (
+            match order {
+                PbOrder::None => SortOrder::None,
+                PbOrder::Ascend => SortOrder::Ascend,
+                PbOrder::Descend => SortOrder::Descend,
+            },
+            match PbTarget::try_from(request.sort_target)
+                .map_err(|_| EtcdError::InvalidSortOption)?
+            {
+                PbTarget::Key => SortTarget::Key,
+                PbTarget::Version => SortTarget::Version,
+                PbTarget::Create => SortTarget::Create,
+                PbTarget::Mod => SortTarget::Mod,
+                PbTarget::Value => SortTarget::Value,
+            },
+        ),
+    };
     Ok(RangeQuery {
         range: KeyRange::new(request.key, request.range_end),
         limit: request.limit,

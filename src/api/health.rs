@@ -43,8 +43,6 @@ impl Health {
 pub async fn health(context: &Context, excluded: &[&str], serializable: bool) -> Health {
     let raised = context
         .node
-        .view()
-        .machine
         .alarms()
         .iter()
         .map(|alarm| alarm.kind.name())

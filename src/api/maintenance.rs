@@ -38,8 +38,9 @@ impl Maintenance for MaintenanceService {
                 // answered elsewhere sees it.
                 self.context.node.read_barrier().await.map_err(status)?;
                 let view = self.context.node.view();
-                let alarms = view
-                    .machine
+                let alarms = self
+                    .context
+                    .node
                     .alarms()
                     .iter()
                     .filter(|alarm| kind.is_none_or(|kind| alarm.kind == kind))
@@ -101,8 +102,9 @@ impl Maintenance for MaintenanceService {
             raft_term: node_status.term,
             raft_applied_index: node_status.applied_index,
             // etcd lists each raised alarm as its AlarmMember's text form.
-            errors: view
-                .machine
+            errors: self
+                .context
+                .node
                 .alarms()
                 .iter()
                 .map(|alarm| format!("memberID:{} alarm:{} ", alarm.member_id, alarm.kind.name()))

@@ -20,6 +20,7 @@ mod peer;
 mod recipes;
 mod snapshot_stream;
 mod tokens;
+mod txn_operations;
 mod watch;
 
 pub mod pb {
@@ -34,6 +35,7 @@ pub mod pb {
         include!(concat!(env!("OUT_DIR"), "/authpb.serde.rs"));
     }
     pub mod etcdserverpb {
+        pub use crate::api::txn_operations::{request_op, response_op, RequestOp, ResponseOp};
         tonic::include_proto!("etcdserverpb");
         include!(concat!(env!("OUT_DIR"), "/etcdserverpb.serde.rs"));
     }
@@ -146,7 +148,14 @@ impl Default for WatchLimits {
 impl Context {
     /// Proposes a client's command. A write refused for space raises NOSPACE for this
     /// member first, as etcd's quota check does, so `alarm list` shows why writes fail.
+    ///
+    /// While this member's own disk is full, a command that may add data is refused with
+    /// NOSPACE before it is proposed (the member's `alarms` show NOSPACE then): it could
+    /// not be written here, and a client deserves a definite answer, not a timeout.
     pub async fn propose(&self, command: Command) -> Result<Applied, NodeError> {
+        if self.node.disk_full() && command.may_add_data() {
+            return Err(NodeError::Etcd(EtcdError::NoSpace));
+        }
         let applied = self.node.propose(command).await?;
         if applied.result == Err(EtcdError::NoSpace)
             && !self.node.view().machine.has_alarm(AlarmKind::NoSpace)

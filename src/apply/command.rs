@@ -164,7 +164,30 @@ pub enum AuthCheck {
     Keys,
 }
 
+impl TxnRequest {
+    /// Whether either path puts a key, at any depth.
+    pub fn may_put(&self) -> bool {
+        self.success.iter().chain(&self.failure).any(|op| match op {
+            RequestOp::Put(_) => true,
+            RequestOp::Txn(txn) => txn.may_put(),
+            RequestOp::Range(_) | RequestOp::Delete(_) => false,
+        })
+    }
+}
+
 impl Command {
+    /// Whether applying it may add data: what NOSPACE refuses (puts, txns that may put, lease
+    /// grants). Deletes, compactions and the rest free space or need none.
+    pub fn may_add_data(&self) -> bool {
+        match self {
+            Command::Put(_) | Command::LeaseGrant { .. } => true,
+            Command::Txn(txn) => txn.may_put(),
+            Command::Guarded { command, .. } => command.may_add_data(),
+            Command::Batch(commands) => commands.iter().any(Command::may_add_data),
+            _ => false,
+        }
+    }
+
     pub fn auth_check(&self) -> AuthCheck {
         match self {
             // etcd checks no permission for either: a compaction is sent by whoever runs it

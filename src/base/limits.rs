@@ -21,6 +21,11 @@ pub const COMMAND_OVERHEAD_BYTES: usize = 64 * KIB;
 pub const COMMAND_BYTES_MAX: usize =
     REQUEST_BYTES_CEILING + GRPC_OVERHEAD_BYTES + COMMAND_OVERHEAD_BYTES;
 
+/// How deep txns may nest in one request. etcd sets no depth (its decoder has no recursion
+/// limit; `--max-txn-ops` bounds each level); this bound keeps decoding, validation and apply,
+/// which recurse per level, far inside a thread's stack whatever a client sends.
+pub const TXN_DEPTH_MAX: usize = 128;
+
 /// The proposer stops adding commands to a batch before its encoding passes this, so a batch
 /// of concurrent large puts stays one bounded entry (a batch of one command may be as large
 /// as that command).

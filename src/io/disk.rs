@@ -28,6 +28,12 @@ pub trait Disk: Send + Sync + 'static {
     fn len(&self, path: &Path) -> io::Result<u64>;
     /// Makes creates, renames and removes in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates or replaces `path` with `len` bytes that really take room on the disk (not a
+    /// sparse file), synced (not the directory). On failure the file may exist, partly.
+    fn allocate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// The size of the file system holding `dir`, and the bytes free on it for this
+    /// process (`u64::MAX` for both when it has no fixed size).
+    fn capacity_bytes(&self, dir: &Path) -> io::Result<Capacity>;
     /// Total bytes of all files, for `dbSize`.
     fn used_bytes(&self, dir: &Path) -> u64 {
         self.list(dir)
@@ -36,6 +42,13 @@ pub trait Disk: Send + Sync + 'static {
             .filter_map(|name| self.len(&dir.join(name)).ok())
             .sum()
     }
+}
+
+/// A file system's size and free room, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
 }
 
 /// A file open for appending.
@@ -92,6 +105,12 @@ mod contract {
         disk.remove(&dir.join("a.snap")).unwrap();
         disk.sync_dir(&dir).unwrap();
         assert_eq!(disk.list(&dir).unwrap(), vec!["b.log"]);
+        let capacity = disk.capacity_bytes(&dir).unwrap();
+        assert!(capacity.available_bytes <= capacity.total_bytes);
+        let reserve = dir.join("reserve");
+        disk.allocate(&reserve, 100_000).unwrap();
+        assert_eq!(disk.len(&reserve).unwrap(), 100_000);
+        disk.remove(&reserve).unwrap();
         let missing = dir.join("missing");
         assert_eq!(
             disk.read(&missing).unwrap_err().kind(),

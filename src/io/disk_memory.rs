@@ -3,7 +3,7 @@
 //! lost or torn, unsynced directory changes are undone. It can also run out of space and
 //! fail syncs on demand.
 
-use super::disk::{Disk, DiskFile};
+use super::disk::{Capacity, Disk, DiskFile};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -285,6 +285,25 @@ impl Disk for MemoryDisk {
         file.data.resize(len as usize, 0);
         file.synced_len = file.synced_len.min(file.data.len());
         Ok(())
+    }
+
+    fn allocate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let zeros = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
+        self.write_synced(path, &zeros)
+    }
+
+    fn capacity_bytes(&self, _dir: &Path) -> io::Result<Capacity> {
+        let state = self.state.lock().unwrap();
+        Ok(match state.options.capacity_bytes {
+            Some(total_bytes) => Capacity {
+                total_bytes,
+                available_bytes: total_bytes.saturating_sub(state.used_bytes()),
+            },
+            None => Capacity {
+                total_bytes: u64::MAX,
+                available_bytes: u64::MAX,
+            },
+        })
     }
 
     fn len(&self, path: &Path) -> io::Result<u64> {

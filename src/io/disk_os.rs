@@ -1,6 +1,6 @@
 //! The real disk: std::fs with real fsync (skipped only under `--unsafe-no-fsync`).
 
-use super::disk::{Disk, DiskFile};
+use super::disk::{Capacity, Disk, DiskFile};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -77,6 +77,54 @@ impl Disk for OsDisk {
             file.sync_all()?;
         }
         Ok(())
+    }
+
+    fn allocate(&self, path: &Path, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        let length = libc::off_t::try_from(len).map_err(io::Error::other)?;
+        // SAFETY: the descriptor is open for writing for the duration of the call.
+        let allocated = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, length) };
+        if allocated != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(error);
+            }
+            // A file system without fallocate: write the bytes instead.
+            let mut writer = io::BufWriter::new(&file);
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = len;
+            while left > 0 {
+                let piece = left.min(zeros.len() as u64) as usize;
+                writer.write_all(&zeros[..piece])?;
+                left -= piece as u64;
+            }
+            writer.flush()?;
+        }
+        if !self.unsafe_no_fsync {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn capacity_bytes(&self, dir: &Path) -> io::Result<Capacity> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
+        // SAFETY: statvfs writes only into the zeroed struct passed; the path is a valid C
+        // string for the duration of the call.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let block_bytes = stat.f_frsize as u64;
+        Ok(Capacity {
+            total_bytes: (stat.f_blocks as u64).saturating_mul(block_bytes),
+            available_bytes: (stat.f_bavail as u64).saturating_mul(block_bytes),
+        })
     }
 
     fn len(&self, path: &Path) -> io::Result<u64> {

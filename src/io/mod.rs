@@ -17,7 +17,7 @@ pub mod tls;
 #[cfg(not(madsim))]
 pub mod transport;
 
-pub use disk::{Disk, DiskFile};
+pub use disk::{Capacity, Disk, DiskFile};
 pub use disk_memory::{MemoryDisk, MemoryDiskOptions};
 pub use disk_os::OsDisk;
 pub use std::net::{IpAddr, SocketAddr};

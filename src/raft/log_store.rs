@@ -6,8 +6,8 @@ use super::persisted::{self, DiskLogId, DiskVote};
 use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::base::metrics::Metrics;
 use crate::io;
-use crate::storage::codec;
 use crate::storage::wal::{Record, RecordKind, Wal};
+use crate::storage::{codec, next_retry_interval, DiskSpace, StorageError};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, Vote};
 use std::collections::BTreeMap;
@@ -96,6 +96,7 @@ impl LogStore {
         wal: Wal,
         records: Vec<Record>,
         metrics: Arc<Metrics>,
+        space: DiskSpace,
     ) -> Result<LogStore, crate::storage::StorageError> {
         let state = replay(records)?;
         let next_index = state.entries.keys().next_back().map_or_else(
@@ -104,7 +105,7 @@ impl LogStore {
         );
         let carried = carried_state(&state);
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE_LENGTH_MAX);
-        tokio::spawn(run_writer(wal, jobs, next_index, carried));
+        tokio::spawn(run_writer(wal, jobs, next_index, carried, space));
         Ok(LogStore {
             state: Arc::new(Mutex::new(state)),
             writer,
@@ -171,6 +172,7 @@ async fn run_writer(
     mut jobs: mpsc::Receiver<WriteJob>,
     mut next_index: u64,
     mut carried: Vec<(RecordKind, Vec<u8>)>,
+    space: DiskSpace,
 ) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
@@ -200,20 +202,21 @@ async fn run_writer(
         }
         let (returned, mut result) = match refused {
             Some(error) => (wal, Err(error)),
-            None => {
-                io::blocking(move || {
-                    let result = wal.sync();
-                    (wal, result)
-                })
-                .await
-            }
+            None => sync_when_room(wal, &space).await,
         };
         wal = returned;
         // A purge of every entry written (a defragment's) cuts the segment too, so that the
         // whole segment can go; other purges wait for the segment to fill.
         let purges_all = purge_through.is_some_and(|index| index + 1 >= next_index);
         if result.is_ok() && (wal.should_cut() || purges_all) {
-            result = wal.cut(next_index, &carried);
+            match wal.cut(next_index, &carried) {
+                // The batch is durable in the old segment, which stays active; the cut is
+                // tried again after the next batch.
+                Err(error) if error.is_disk_full() => {
+                    tracing::warn!(%error, "WAL segment cut postponed: the disk is full");
+                }
+                cut => result = cut,
+            }
         }
         if let (Ok(()), Some(index)) = (&result, purge_through) {
             result = wal.remove_segments_through(index).map(|_| ());
@@ -246,6 +249,55 @@ async fn run_writer(
                 }
             }
             return;
+        }
+    }
+}
+
+/// Writes and fsyncs what the WAL holds. A disk full (ENOSPC) first releases the space
+/// reserve and tries again at once; with no reserve left it retries for as long as the disk
+/// refuses it: the batch stays unacknowledged, `space` reports the member's disk full (so
+/// it refuses new writes with NOSPACE), and the first retry that fits resumes writing with
+/// nothing lost. Any other error is returned.
+async fn sync_when_room(mut wal: Wal, space: &DiskSpace) -> (Wal, Result<(), StorageError>) {
+    let mut waiting = None;
+    let mut interval = None;
+    loop {
+        let (returned, result) = io::blocking(move || {
+            let result = wal.sync();
+            (wal, result)
+        })
+        .await;
+        wal = returned;
+        match result {
+            Err(error) if error.is_disk_full() => {
+                let released = {
+                    let space = space.clone();
+                    io::blocking(move || space.release_reserve()).await
+                };
+                if released {
+                    continue;
+                }
+                if waiting.is_none() {
+                    tracing::error!(
+                        %error,
+                        "the disk is full: writes are refused with NOSPACE until the WAL \
+                         write fits (retried until then)"
+                    );
+                    waiting = Some((space.wait(), io::clock::now()));
+                }
+                let pause = next_retry_interval(interval);
+                interval = Some(pause);
+                io::clock::sleep(pause).await;
+            }
+            result => {
+                if let (Ok(()), Some((_, since))) = (&result, &waiting) {
+                    tracing::warn!(
+                        waited_ms = since.elapsed().as_millis() as u64,
+                        "the disk has room again: the WAL write fitted and writes resume"
+                    );
+                }
+                return (wal, result);
+            }
         }
     }
 }

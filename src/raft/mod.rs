@@ -4,6 +4,7 @@
 //! each other directly, never through these re-exports, which are for the layers above.
 
 mod defragment;
+mod disk_full;
 mod error;
 mod force_new_cluster;
 mod forward;

@@ -12,13 +12,13 @@ use super::proposer::Proposer;
 use super::read_index::ReadBatcher;
 use super::state_machine::{AppliedState, SharedState, StateMachineStore};
 use super::types::TypeConfig;
-use crate::apply::{Applied, Command};
+use crate::apply::{Alarm, AlarmKind, Applied, Command};
 use crate::base::metrics::{GaugeGuard, Metrics};
 use crate::base::{limits, EtcdError, MemberId, Revision};
 use crate::io::{clock, Disk};
 use crate::storage::snapshot::SnapshotStore;
 use crate::storage::wal::Wal;
-use crate::storage::DataDir;
+use crate::storage::{DataDir, DiskSpace};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Config, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::BTreeMap;
@@ -39,6 +39,8 @@ pub struct RaftNodeConfig {
     /// `--snapshot-count`: applied entries between snapshots.
     pub snapshot_count: u64,
     pub wal_segment_bytes_max: u64,
+    /// `--disk-reserve-bytes`: room set aside for raft when the disk fills.
+    pub disk_reserve_bytes: u64,
     pub lease_ttl_seconds_min: i64,
     pub backend_bytes_quota: u64,
     /// How often the leader checkpoints remaining lease TTLs.
@@ -75,6 +77,8 @@ pub struct RaftNode {
     reads: Arc<ReadBatcher>,
     proposer: Proposer,
     disk: Arc<dyn Disk>,
+    /// Whether a write of this member's is waiting for room on a full disk.
+    space: DiskSpace,
     /// True while this member has had no leader for `LEADERLESS_ELECTIONS_MAX` election
     /// timeouts.
     leader_lost: watch::Receiver<bool>,
@@ -95,7 +99,12 @@ impl RaftNode {
         )?;
         let fresh = records.is_empty();
         wal.record_fsyncs(metrics.clone());
-        let log_store = LogStore::open(wal, records, metrics.clone())?;
+        let space = DiskSpace::with_reserve(
+            disk.clone(),
+            config.data_dir.space_reserve(),
+            config.disk_reserve_bytes,
+        );
+        let log_store = LogStore::open(wal, records, metrics.clone(), space.clone())?;
         let snapshots = SnapshotStore::open(disk.clone(), &config.data_dir.snapshots())?;
         let (state_machine, shared) = StateMachineStore::open(
             snapshots,
@@ -103,6 +112,7 @@ impl RaftNode {
             config.lease_ttl_seconds_min,
             config.backend_bytes_quota,
             metrics.clone(),
+            space.clone(),
         )?;
         let network = PeerNetwork {
             transport: transport.clone(),
@@ -143,6 +153,7 @@ impl RaftNode {
             Duration::from_millis(config.election_timeout_ms),
             leader_lost_sender,
         ));
+        tokio::spawn(restore_disk_reserve(raft.clone(), space.clone()));
         tokio::spawn(trigger_snapshots(
             raft.clone(),
             shared.clone(),
@@ -156,6 +167,7 @@ impl RaftNode {
             config: Arc::new(config),
             transport,
             disk,
+            space,
             reads: Arc::default(),
             leader_lost,
             proposer: Proposer::start(
@@ -239,6 +251,31 @@ impl RaftNode {
     /// The applied state now (an O(1) copy).
     pub fn view(&self) -> AppliedState {
         self.shared.view()
+    }
+
+    /// True while this member's disk is full: a WAL or snapshot write waits for room, and
+    /// this member refuses writes with NOSPACE (see `alarms`).
+    pub fn disk_full(&self) -> bool {
+        self.space.is_full()
+    }
+
+    /// The cluster's alarms and this member's own: NOSPACE while its disk is full, which it
+    /// cannot write through raft then (its log is what is full), and which ends by itself
+    /// once the disk has room.
+    pub fn alarms(&self) -> Vec<Alarm> {
+        let mut alarms: Vec<Alarm> = self.view().machine.alarms().iter().copied().collect();
+        let local = Alarm {
+            member_id: self.config.member_id,
+            kind: AlarmKind::NoSpace,
+        };
+        if self.disk_full() && !alarms.contains(&local) {
+            alarms.push(local);
+        }
+        alarms
+    }
+
+    pub fn has_alarm(&self, kind: AlarmKind) -> bool {
+        self.alarms().iter().any(|alarm| alarm.kind == kind)
     }
 
     pub fn subscribe_revision(&self) -> watch::Receiver<Revision> {
@@ -389,6 +426,26 @@ async fn monitor_leader(
         }
         let now_lost = leaderless >= LEADERLESS_ELECTIONS_MAX;
         lost.send_if_modified(|was_lost| std::mem::replace(was_lost, now_lost) != now_lost);
+    }
+}
+
+/// How often a member whose disk filled tries to set its space reserve aside again.
+const RESERVE_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// While the space reserve is released, tries to create it again every
+/// `RESERVE_RETRY_INTERVAL`: once it fits, the disk has room and writes resume.
+async fn restore_disk_reserve(raft: Raft<TypeConfig>, space: DiskSpace) {
+    let metrics = raft.metrics();
+    loop {
+        clock::sleep(RESERVE_RETRY_INTERVAL).await;
+        // Closed when raft has shut down.
+        if metrics.has_changed().is_err() {
+            return;
+        }
+        if space.reserve_released() {
+            let space = space.clone();
+            crate::io::blocking(move || space.restore_reserve()).await;
+        }
     }
 }
 

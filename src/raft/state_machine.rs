@@ -10,7 +10,8 @@ use crate::apply::{Applied, Command, Outcome, StateMachine};
 use crate::base::metrics::Metrics;
 use crate::base::Revision;
 use crate::io;
-use crate::storage::snapshot::SnapshotStore;
+use crate::storage::snapshot::{SnapshotPin, SnapshotStore};
+use crate::storage::{next_retry_interval, DiskSpace};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, StoredMembership,
@@ -142,6 +143,7 @@ pub struct StateMachineStore {
     snapshots: Arc<SnapshotStore>,
     /// Limits from local flags, reapplied to state loaded from a snapshot.
     limits: (i64, u64),
+    space: DiskSpace,
 }
 
 impl StateMachineStore {
@@ -153,6 +155,7 @@ impl StateMachineStore {
         lease_ttl_seconds_min: i64,
         backend_bytes_quota: u64,
         metrics: Arc<Metrics>,
+        space: DiskSpace,
     ) -> Result<(StateMachineStore, Arc<SharedState>), crate::storage::StorageError> {
         let fresh = || AppliedState {
             machine: StateMachine::new(lease_ttl_seconds_min, backend_bytes_quota),
@@ -177,6 +180,7 @@ impl StateMachineStore {
             shared: shared.clone(),
             snapshots: Arc::new(snapshots),
             limits: (lease_ttl_seconds_min, backend_bytes_quota),
+            space,
         };
         Ok((store, shared))
     }
@@ -192,6 +196,36 @@ impl StateMachineStore {
 pub struct SnapshotBuilder {
     state: AppliedState,
     snapshots: Arc<SnapshotStore>,
+    space: DiskSpace,
+}
+
+/// Saves a snapshot file, retrying for as long as the disk refuses it for space: a failed
+/// build would stop raft, while a late snapshot only keeps more log. `space` reports the
+/// disk full meanwhile; any other error is returned.
+async fn save_when_room(
+    snapshots: &Arc<SnapshotStore>,
+    space: &DiskSpace,
+    index: u64,
+    term: u64,
+    file: Arc<SnapshotFile>,
+) -> Result<SnapshotPin, crate::storage::StorageError> {
+    let mut waiting = None;
+    let mut interval = None;
+    loop {
+        let (store, contents) = (snapshots.clone(), file.clone());
+        match io::blocking(move || store.save(index, term, &*contents)).await {
+            Err(error) if error.is_disk_full() => {
+                if waiting.is_none() {
+                    tracing::error!(%error, index, "the disk is full: the snapshot is saved once it fits (retried until then)");
+                    waiting = Some(space.wait());
+                }
+                let pause = next_retry_interval(interval);
+                interval = Some(pause);
+                io::clock::sleep(pause).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -206,10 +240,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: self.state.membership.clone(),
             snapshot_id,
         };
-        let file = self.state.to_file(&meta);
-        let snapshots = self.snapshots.clone();
+        let file = Arc::new(self.state.to_file(&meta));
         let (index, term) = last.map_or((0, 0), |id| (id.index, id.leader_id.term));
-        let pin = io::blocking(move || snapshots.save(index, term, &file))
+        let pin = save_when_room(&self.snapshots, &self.space, index, term, file)
             .await
             .map_err(|error| {
                 storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Write, error)
@@ -289,6 +322,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         SnapshotBuilder {
             state: self.shared.view(),
             snapshots: self.snapshots.clone(),
+            space: self.space.clone(),
         }
     }
 

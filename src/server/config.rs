@@ -132,6 +132,12 @@ pub struct Config {
     /// Size at which a WAL segment is closed and a new one started.
     #[arg(long, env = "CAIRN_WAL_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_bytes: u64,
+    /// Bytes set aside on the data directory's disk (at most a twentieth of it, 0: none).
+    /// When the disk fills, the reserve is released so raft keeps going (reads, deletes,
+    /// compactions) while writes that add data are refused with NOSPACE; once it fits again,
+    /// writes resume by themselves.
+    #[arg(long, env = "CAIRN_DISK_RESERVE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub disk_reserve_bytes: u64,
     /// How often the leader checkpoints leases' remaining TTLs through raft, so a new leader
     /// never restarts a lease longer than it had left (etcd: 5 minutes). The simulator draws
     /// it down to a second so checkpoints meet leader changes.

@@ -75,7 +75,7 @@ where
             );
             let response = self.grpc.call(request);
             return Box::pin(async move {
-                let response = response.await?;
+                let response = super::grpc_status::as_grpc_go(response.await?);
                 Ok(match call {
                     Some(call) => call.follow(response),
                     None => response,

@@ -10,6 +10,8 @@ mod corruption;
 mod error;
 mod etcd_flags;
 #[cfg(not(madsim))]
+mod grpc_status;
+#[cfg(not(madsim))]
 mod http;
 pub mod identity;
 mod listeners;
@@ -214,6 +216,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         election_timeout_ms: config.election_timeout,
         snapshot_count: config.snapshot_count.max(1),
         wal_segment_bytes_max: config.wal_segment_bytes,
+        disk_reserve_bytes: config.disk_reserve_bytes,
         lease_ttl_seconds_min: crate::lease::ttl_seconds_min(config.election_timeout),
         backend_bytes_quota: limits.backend_bytes_quota,
         lease_checkpoint_interval: config.lease_checkpoint_interval,
@@ -242,6 +245,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     identity::save(disk.as_ref(), &data_dir, &identity)?;
     let lessor = Lessor::new(node.clone());
     tokio::spawn(lessor.clone().run());
+    tokio::spawn(node.clone().step_down_while_disk_full());
     tokio::spawn(compactor::run(node.clone(), compaction_mode(config)?));
     start_corruption_checks(config, &node).await?;
     if config.auto_disarm_nospace {

@@ -37,6 +37,11 @@ impl DataDir {
         self.member().join("snap")
     }
 
+    /// Room set aside for when the disk fills (see `storage::DiskSpace`).
+    pub fn space_reserve(&self) -> PathBuf {
+        self.member().join("space-reserve")
+    }
+
     pub fn identity(&self) -> PathBuf {
         self.member().join("identity")
     }

@@ -7,7 +7,9 @@ pub mod codec;
 mod data_dir;
 mod error;
 pub mod snapshot;
+mod space;
 pub mod wal;
 
 pub use data_dir::DataDir;
 pub use error::StorageError;
+pub use space::{next_retry_interval, DiskSpace, SpaceWait};

@@ -256,9 +256,9 @@ impl Wal {
                 source: std::io::Error::other("WAL is poisoned"),
             });
         }
-        let pending = std::mem::take(&mut self.pending);
-        if let Err(source) = self.active.append(&pending) {
-            // Roll back the partial write so the file again ends at a record boundary.
+        if let Err(source) = self.active.append(&self.pending) {
+            // Roll back the partial write so the file again ends at a record boundary; the
+            // records stay buffered, so a later `sync` (once the disk has room) writes them.
             if self.disk.set_len(&path, self.good_len).is_err() {
                 self.poisoned = true;
             }
@@ -283,6 +283,7 @@ impl Wal {
                 source,
             });
         }
+        self.pending.clear();
         self.good_len = self.active.size_bytes();
         Ok(())
     }
@@ -312,24 +313,43 @@ impl Wal {
             .last()
             .map_or(0, |segment| segment.sequence + 1);
         let path = self.dir.join(segment_name(sequence, first_index));
-        self.active = self
-            .disk
-            .open_append(&path)
-            .map_err(StorageError::io("create", &path))?;
-        self.good_len = 0;
+        let mut start = Vec::new();
+        encode_record(
+            RecordKind::Header,
+            &FORMAT_VERSION.to_le_bytes(),
+            &mut start,
+        );
+        for (kind, payload) in state {
+            encode_record(*kind, payload, &mut start);
+        }
+        // The new segment becomes the active one only once its start is durable and named
+        // in the directory; until then the old one stays active, so a cut the disk has no
+        // room for leaves the log as it was and can be tried again.
+        let written = self.disk.open_append(&path).and_then(|mut file| {
+            file.append(&start)?;
+            file.sync()?;
+            self.disk.sync_dir(&self.dir)?;
+            Ok(file)
+        });
+        let file = match written {
+            Ok(file) => file,
+            Err(source) => {
+                let _ = self.disk.remove(&path);
+                return Err(StorageError::Io {
+                    operation: "start segment",
+                    path,
+                    source,
+                });
+            }
+        };
+        self.good_len = file.size_bytes();
+        self.active = file;
         self.segments.push(Segment {
             sequence,
             first_index,
             path,
         });
-        self.append_small(RecordKind::Header, &FORMAT_VERSION.to_le_bytes());
-        for (kind, payload) in state {
-            self.append_small(*kind, payload);
-        }
-        self.sync()?;
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(StorageError::io("sync directory", &self.dir))
+        Ok(())
     }
 
     /// Removes the oldest segments whose entries are all at or below `purged_index`.

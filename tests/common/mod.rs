@@ -56,12 +56,22 @@ impl Server {
 
     /// As `start`, with extra environment variables for the server (e.g. `CAIRN_LOG`).
     pub fn start_with_env(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_logging_to(data_dir, &data_dir.with_extension("log"), extra_args, env)
+    }
+
+    /// As `start_with_env`, with the server's log at `log` (by default beside the data).
+    pub fn start_logging_to(
+        data_dir: &Path,
+        log: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         let mut server = Server {
             child: None,
             endpoint: format!("127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
-            log: data_dir.with_extension("log"),
+            log: log.to_path_buf(),
             extra_args: extra_args.iter().map(|arg| arg.to_string()).collect(),
             extra_env: env
                 .iter()
@@ -120,6 +130,10 @@ impl Server {
             "cairn did not become healthy; log:\n{}",
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown, no flush.

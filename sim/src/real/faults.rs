@@ -33,9 +33,6 @@ pub struct RealFaults<'a> {
     links: SharedLinks,
     killed: Vec<usize>,
     full_disks: Vec<usize>,
-    /// Members with a full disk at some point: an exit of theirs is etcd's documented
-    /// reaction (and Cairn's raft stops), not a crash.
-    ever_full: Vec<usize>,
     /// Exits nobody caused, as (member, status).
     pub unexpected_exits: Vec<(usize, String)>,
 }
@@ -47,7 +44,6 @@ impl<'a> RealFaults<'a> {
             links,
             killed: Vec::new(),
             full_disks: Vec::new(),
-            ever_full: Vec::new(),
             unexpected_exits: Vec::new(),
         }
     }
@@ -115,7 +111,6 @@ impl<'a> RealFaults<'a> {
                 match self.cluster.fill_disk(victim, DISK_ROOM_BYTES).await {
                     Ok(bytes) => {
                         self.full_disks.push(victim);
-                        self.ever_full.push(victim);
                         format!(
                             "disk full on member-{victim} ({} MiB of ballast)",
                             bytes >> 20
@@ -139,19 +134,17 @@ impl<'a> RealFaults<'a> {
     }
 
     /// Notes every member that exited by itself since the last look (as down, to restart,
-    /// and, unless its disk had filled, as an unexpected exit).
+    /// and as an unexpected exit: not even a full disk may stop a member).
     pub fn reap(&mut self) {
         for index in 0..self.cluster.members.len() {
             if let Some(status) = self.cluster.reap(index) {
-                if !self.ever_full.contains(&index) {
-                    self.unexpected_exits.push((index, status));
-                }
+                self.unexpected_exits.push((index, status));
                 self.killed.push(index);
             }
         }
     }
 
-    /// Undoes every fault and restarts every member that is down or whose disk filled up.
+    /// Undoes every fault and restarts every member that is down.
     pub async fn heal_everything(&mut self) -> String {
         self.links.lock().unwrap().heal();
         for index in 0..self.cluster.members.len() {
@@ -159,13 +152,9 @@ impl<'a> RealFaults<'a> {
         }
         self.reap();
         let mut restart: Vec<usize> = self.killed.drain(..).collect();
+        // Freed and nothing more: the member must resume writing by itself.
         for full in std::mem::take(&mut self.full_disks) {
             self.cluster.free_disk(full);
-            if !restart.contains(&full) {
-                // Its storage failed: the operator restarts it once space is back.
-                self.cluster.kill(full).await;
-                restart.push(full);
-            }
         }
         restart.sort();
         restart.dedup();

@@ -86,7 +86,7 @@ fn corruption_mid_log_names_file_and_offset() {
 }
 
 #[test]
-fn disk_full_rolls_back_and_recovers_when_space_returns() {
+fn disk_full_rolls_back_and_the_retry_writes_the_same_records_once_space_returns() {
     let disk = MemoryDisk::new(MemoryDiskOptions {
         capacity_bytes: Some(200),
         ..MemoryDiskOptions::default()
@@ -97,7 +97,25 @@ fn disk_full_rolls_back_and_recovers_when_space_returns() {
     wal.append(RecordKind::Entry, &[2; 500]).unwrap();
     let error = wal.sync().unwrap_err();
     assert!(error.is_disk_full(), "{error}");
+    let error = wal.sync().unwrap_err();
+    assert!(error.is_disk_full(), "still full: {error}");
+    // A crash now finds the log as the last good sync left it.
+    let crashed = disk.clone();
+    crashed.crash(1);
+    let (_, records) = Wal::open(Arc::new(crashed), dir(), 1 << 20).unwrap();
+    assert_eq!(entry_payloads(&records), vec![vec![1; 50]]);
+
+    let disk = MemoryDisk::new(MemoryDiskOptions {
+        capacity_bytes: Some(200),
+        ..MemoryDiskOptions::default()
+    });
+    let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 1 << 20).unwrap();
+    wal.append(RecordKind::Entry, &[1; 50]).unwrap();
+    wal.sync().unwrap();
+    wal.append(RecordKind::Entry, &[2; 500]).unwrap();
+    assert!(wal.sync().unwrap_err().is_disk_full());
     disk.set_options(MemoryDiskOptions::default());
+    wal.sync().unwrap();
     wal.append(RecordKind::Entry, &[3; 50]).unwrap();
     wal.sync().unwrap();
     drop(wal);
@@ -105,8 +123,38 @@ fn disk_full_rolls_back_and_recovers_when_space_returns() {
     let (_, records) = Wal::open(Arc::new(disk), dir(), 1 << 20).unwrap();
     assert_eq!(
         entry_payloads(&records),
-        vec![vec![1; 50], vec![3; 50]],
-        "the failed write left no trace"
+        vec![vec![1; 50], vec![2; 500], vec![3; 50]],
+        "the refused records are written once, in order, when the disk has room"
+    );
+}
+
+#[test]
+fn a_cut_the_disk_has_no_room_for_keeps_the_old_segment_active() {
+    let disk = MemoryDisk::default();
+    let (mut wal, _) = Wal::open(Arc::new(disk.clone()), dir(), 64).unwrap();
+    wal.append(RecordKind::Entry, &[1; 100]).unwrap();
+    wal.sync().unwrap();
+    assert!(wal.should_cut());
+    disk.set_options(MemoryDiskOptions {
+        capacity_bytes: Some(disk.used_bytes_total()),
+        ..MemoryDiskOptions::default()
+    });
+    let error = wal.cut(1, &[]).unwrap_err();
+    assert!(error.is_disk_full(), "{error}");
+    assert_eq!(wal.segment_count(), 1, "the failed cut left no segment");
+    disk.set_options(MemoryDiskOptions::default());
+    wal.append(RecordKind::Entry, &[2; 10]).unwrap();
+    wal.sync().unwrap();
+    wal.cut(2, &[]).unwrap();
+    assert_eq!(wal.segment_count(), 2);
+    wal.append(RecordKind::Entry, &[3; 10]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    disk.crash(1);
+    let (_, records) = Wal::open(Arc::new(disk), dir(), 64).unwrap();
+    assert_eq!(
+        entry_payloads(&records),
+        vec![vec![1; 100], vec![2; 10], vec![3; 10]]
     );
 }
 
