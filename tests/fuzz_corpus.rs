@@ -47,3 +47,13 @@ fn txn_apply_corpus() {
 fn etcd_database_corpus() {
     replay("etcd_database", targets::etcd_database);
 }
+
+#[test]
+fn kv_model_corpus() {
+    replay("kv_model", targets::kv_model);
+}
+
+#[test]
+fn watch_requests_corpus() {
+    replay("watch_requests", targets::watch_requests);
+}

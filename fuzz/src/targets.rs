@@ -131,3 +131,253 @@ pub fn etcd_database(data: &[u8]) {
     let _ = cairn::backup::status(&disk, path);
     let _ = cairn::backup::read_database(&disk, path, &mut |_, _| {});
 }
+
+/// The state a reference model keeps per key: value, create and mod revisions, version.
+type ModelKey = (Vec<u8>, i64, i64, i64);
+
+/// A store as simply as it can be written: a full copy of every key per revision.
+struct Model {
+    revisions: Vec<std::collections::BTreeMap<Vec<u8>, ModelKey>>,
+    compacted: i64,
+}
+
+impl Model {
+    fn current(&self) -> i64 {
+        self.revisions.len() as i64
+    }
+
+    fn at(&self, revision: i64) -> &std::collections::BTreeMap<Vec<u8>, ModelKey> {
+        &self.revisions[revision as usize - 1]
+    }
+}
+
+const MODEL_KEYS: [&[u8]; 6] = [b"a", b"b", b"ba", b"c", b"k/1", b"k/2"];
+
+/// Puts, deletes, ranges and compactions from the input, each sent as etcd's protobuf
+/// through conversion, validation and apply, against a reference model of MVCC that keeps a
+/// copy of the whole store per revision: every answer, and every key at every revision
+/// still readable, must agree.
+pub fn kv_model(data: &[u8]) {
+    use cairn::apply::{validate_operation, Outcome, RequestOp};
+    let mut machine = StateMachine::new(5, 1 << 30);
+    let mut model = Model {
+        revisions: vec![Default::default()],
+        compacted: -1,
+    };
+    let limits = Limits::default();
+    for (index, chunk) in data.chunks(3).enumerate() {
+        let [kind, first, second] = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let key = MODEL_KEYS[first as usize % MODEL_KEYS.len()].to_vec();
+        let log_index = index as u64 + 1;
+        match kind % 4 {
+            0 => {
+                let value = vec![second; usize::from(second % 4)];
+                let put = convert::put_request(pb::PutRequest {
+                    key: key.clone().into(),
+                    value: value.clone().into(),
+                    ..Default::default()
+                });
+                validate_operation(&RequestOp::Put(put.clone()), &limits).unwrap();
+                let applied = machine.apply(log_index, &Command::Put(put));
+                assert!(matches!(applied.result, Ok(Outcome::Put(_))), "{applied:?}");
+                let revision = model.current() + 1;
+                let mut next = model.at(model.current()).clone();
+                let (create, version) = next
+                    .get(&key)
+                    .map_or((revision, 1), |(_, create, _, version)| {
+                        (*create, version + 1)
+                    });
+                next.insert(key, (value, create, revision, version));
+                model.revisions.push(next);
+            }
+            1 => {
+                // A single key, or the range from it to the next key of the set.
+                let end = if second % 2 == 0 {
+                    Vec::new()
+                } else {
+                    MODEL_KEYS[(first as usize + 1) % MODEL_KEYS.len()].to_vec()
+                };
+                let delete = convert::delete_request(pb::DeleteRangeRequest {
+                    key: key.clone().into(),
+                    range_end: end.clone().into(),
+                    prev_kv: true,
+                });
+                let applied = machine.apply(log_index, &Command::Delete(delete));
+                let current = model.at(model.current()).clone();
+                let doomed: Vec<Vec<u8>> = current
+                    .keys()
+                    .filter(|candidate| {
+                        if end.is_empty() {
+                            **candidate == key
+                        } else {
+                            candidate.as_slice() >= key.as_slice()
+                                && candidate.as_slice() < end.as_slice()
+                        }
+                    })
+                    .cloned()
+                    .collect();
+                match applied.result {
+                    Ok(Outcome::Delete(response)) => {
+                        assert_eq!(response.deleted as usize, doomed.len())
+                    }
+                    other => panic!("a delete answered {other:?}"),
+                }
+                if !doomed.is_empty() {
+                    let mut next = current;
+                    for gone in doomed {
+                        next.remove(&gone);
+                    }
+                    model.revisions.push(next);
+                }
+            }
+            2 => {
+                let revision = i64::from(second) % (model.current() + 2);
+                let applied = machine.apply(log_index, &Command::Compact { revision });
+                if revision > model.current() {
+                    assert!(applied.result.is_err(), "compacting the future is refused");
+                } else if revision <= model.compacted {
+                    assert!(applied.result.is_err(), "compacting again is refused");
+                } else {
+                    assert!(applied.result.is_ok(), "{applied:?}");
+                    model.compacted = revision;
+                }
+            }
+            _ => {
+                let revision = i64::from(second) % (model.current() + 2);
+                let query = convert::range_query(pb::RangeRequest {
+                    key: key.clone().into(),
+                    range_end: b"\0".to_vec().into(),
+                    revision,
+                    ..Default::default()
+                })
+                .unwrap();
+                let answer = machine.store().range(&query);
+                let readable =
+                    revision <= 0 || (revision <= model.current() && revision >= model.compacted);
+                match answer {
+                    Ok(result) => {
+                        assert!(readable, "revision {revision} answered");
+                        let at = if revision <= 0 {
+                            model.current()
+                        } else {
+                            revision
+                        };
+                        let expected: Vec<(Vec<u8>, ModelKey)> = model
+                            .at(at)
+                            .range(key.clone()..)
+                            .map(|(key, state)| (key.clone(), state.clone()))
+                            .collect();
+                        let actual: Vec<(Vec<u8>, ModelKey)> = result
+                            .kvs
+                            .iter()
+                            .map(|kv| {
+                                (
+                                    kv.key.to_vec(),
+                                    (
+                                        kv.value.to_vec(),
+                                        kv.create_revision,
+                                        kv.mod_revision,
+                                        kv.version,
+                                    ),
+                                )
+                            })
+                            .collect();
+                        assert_eq!(actual, expected, "range from {key:?} at {revision}");
+                    }
+                    Err(_) => assert!(!readable, "revision {revision} refused"),
+                }
+            }
+        }
+        assert_eq!(machine.store().current_revision(), model.current());
+    }
+}
+
+/// A watch stream's requests (each one length byte, then etcd's WatchRequest bytes) against
+/// a store with history and a compaction: creates go through `watch_spec` and the stream's
+/// bounds, cancels and progress requests through the stream. After each request the stream
+/// is polled: every event must be inside its watcher's range, at or below the store's
+/// revision, in revision order per watcher, and a compacted watcher must have asked for a
+/// revision the compaction removed.
+pub fn watch_requests(data: &[u8]) {
+    use cairn::watch::{WatchOutput, WatchStream};
+    use pb::watch_request::RequestUnion;
+    let mut machine = StateMachine::new(5, 1 << 30);
+    for (index, key) in ["a", "b", "a", "c", "b", "a"].into_iter().enumerate() {
+        machine.apply(
+            index as u64 + 1,
+            &Command::Put(PutRequest {
+                key: Bytes::copy_from_slice(key.as_bytes()),
+                value: Bytes::copy_from_slice(&[index as u8]),
+                ..PutRequest::default()
+            }),
+        );
+    }
+    machine.apply(10, &Command::Compact { revision: 3 });
+    let store = machine.store().clone();
+    let mut stream = WatchStream::new(8);
+    let mut specs = std::collections::BTreeMap::new();
+    let mut last_revision = std::collections::BTreeMap::new();
+    let mut rest = data;
+    while let Some((&length, tail)) = rest.split_first() {
+        let length = usize::from(length).min(tail.len());
+        let (message, after) = tail.split_at(length);
+        rest = after;
+        let Ok(request) = <pb::WatchRequest as prost::Message>::decode(message) else {
+            continue;
+        };
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => {
+                let watch_id = create.watch_id;
+                let Ok(spec) = cairn::api::watch_spec(create) else {
+                    continue;
+                };
+                if let Ok(id) = stream.create(spec.clone(), watch_id, store.current_revision()) {
+                    assert!(!specs.contains_key(&id), "watch ID {id} given twice");
+                    specs.insert(id, spec);
+                }
+            }
+            Some(RequestUnion::CancelRequest(cancel)) => {
+                if stream.cancel(cancel.watch_id) {
+                    specs.remove(&cancel.watch_id);
+                }
+            }
+            Some(RequestUnion::ProgressRequest(_)) | None => {}
+        }
+        assert!(stream.len() <= 8, "the stream's watcher bound holds");
+        for output in stream.poll(&store, 4) {
+            match output {
+                WatchOutput::Events {
+                    watch_id,
+                    revision,
+                    events,
+                } => {
+                    let spec = &specs[&watch_id];
+                    assert!(revision <= store.current_revision());
+                    for event in &events {
+                        assert!(
+                            spec.range.contains(&event.kv.key),
+                            "{event:?} outside {spec:?}"
+                        );
+                        let last = last_revision.entry(watch_id).or_insert(0);
+                        assert!(event.kv.mod_revision >= *last, "events in revision order");
+                        *last = event.kv.mod_revision;
+                    }
+                }
+                WatchOutput::Compacted {
+                    watch_id,
+                    compact_revision,
+                } => {
+                    let spec = specs
+                        .remove(&watch_id)
+                        .expect("a compacted watcher existed");
+                    assert_eq!(compact_revision, store.compact_revision());
+                    assert!(spec.start_revision != 0 && spec.start_revision < compact_revision);
+                }
+            }
+        }
+    }
+}

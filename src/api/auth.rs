@@ -352,8 +352,23 @@ impl Auth for AuthService {
         let wire = request
             .perm
             .ok_or_else(|| status(EtcdError::PermissionNotGiven))?;
-        let access = Access::from_wire(wire.perm_type)
-            .ok_or_else(|| status(EtcdError::InvalidAuthManagement))?;
+        // etcd stores a permission type it does not know (one that grants nothing); Cairn
+        // refuses it, after etcd's own check that the role exists.
+        let Some(access) = Access::from_wire(wire.perm_type) else {
+            let role_exists = self
+                .context
+                .node
+                .view()
+                .machine
+                .auth()
+                .role(&request.name)
+                .is_some();
+            return Err(status(if role_exists {
+                EtcdError::InvalidAuthManagement
+            } else {
+                EtcdError::RoleNotFound
+            }));
+        };
         let change = AuthCommand::RoleGrantPermission {
             name: request.name,
             permission: Permission {

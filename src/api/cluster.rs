@@ -44,20 +44,20 @@ impl ClusterService {
     async fn change(
         &self,
         change: MembershipChange,
-    ) -> Result<(Option<pb::Member>, Vec<pb::Member>, i64), Status> {
+    ) -> Result<(Option<pb::Member>, Vec<pb::Member>), Status> {
         let (added, members) = self
             .context
             .node
             .change_members(change)
             .await
             .map_err(status)?;
-        Ok((
-            added.map(member),
-            members.into_iter().map(member).collect(),
-            self.context.current_revision(),
-        ))
+        Ok((added.map(member), members.into_iter().map(member).collect()))
     }
 }
+
+/// etcd's Cluster answers carry cluster, member and term, never a revision
+/// (`ClusterServer.header`).
+const CLUSTER_HEADER_REVISION: i64 = 0;
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
@@ -70,14 +70,14 @@ impl Cluster for ClusterService {
         self.context.authorize_admin(&caller)?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
-        let (added, members, revision) = self
+        let (added, members) = self
             .change(MembershipChange::Add {
                 peer_urls: request.peer_ur_ls,
                 is_learner: request.is_learner,
             })
             .await?;
         Ok(Response::new(pb::MemberAddResponse {
-            header: self.context.header(revision),
+            header: self.context.header(CLUSTER_HEADER_REVISION),
             member: added,
             members,
         }))
@@ -90,13 +90,13 @@ impl Cluster for ClusterService {
         self.context.admit(&request, false)?;
         let caller = self.context.caller(&request)?;
         self.context.authorize_admin(&caller)?;
-        let (_, members, revision) = self
+        let (_, members) = self
             .change(MembershipChange::Remove {
                 id: request.into_inner().id,
             })
             .await?;
         Ok(Response::new(pb::MemberRemoveResponse {
-            header: self.context.header(revision),
+            header: self.context.header(CLUSTER_HEADER_REVISION),
             members,
         }))
     }
@@ -110,14 +110,14 @@ impl Cluster for ClusterService {
         self.context.authorize_admin(&caller)?;
         let request = request.into_inner();
         check_peer_urls(&request.peer_ur_ls)?;
-        let (_, members, revision) = self
+        let (_, members) = self
             .change(MembershipChange::Update {
                 id: request.id,
                 peer_urls: request.peer_ur_ls,
             })
             .await?;
         Ok(Response::new(pb::MemberUpdateResponse {
-            header: self.context.header(revision),
+            header: self.context.header(CLUSTER_HEADER_REVISION),
             members,
         }))
     }
@@ -138,7 +138,7 @@ impl Cluster for ClusterService {
             .map(member)
             .collect();
         Ok(Response::new(pb::MemberListResponse {
-            header: self.context.header(self.context.current_revision()),
+            header: self.context.header(CLUSTER_HEADER_REVISION),
             members,
         }))
     }
@@ -153,9 +153,9 @@ impl Cluster for ClusterService {
         // The leader checks the member exists, against its newest configuration; this
         // member may not have applied the add yet.
         let id = request.into_inner().id;
-        let (_, members, revision) = self.change(MembershipChange::Promote { id }).await?;
+        let (_, members) = self.change(MembershipChange::Promote { id }).await?;
         Ok(Response::new(pb::MemberPromoteResponse {
-            header: self.context.header(revision),
+            header: self.context.header(CLUSTER_HEADER_REVISION),
             members,
         }))
     }

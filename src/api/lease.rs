@@ -3,7 +3,7 @@
 use super::error::unexpected_outcome;
 use super::pb::etcdserverpb::{self as pb, lease_server::Lease};
 use super::{guarded, next_message, status, Context, Inbound};
-use crate::apply::{Command, Outcome};
+use crate::apply::{AlarmKind, Command, Outcome};
 use crate::base::{EtcdError, LEASE_TTL_SECONDS_MAX};
 use crate::raft::NodeError;
 use std::pin::Pin;
@@ -36,7 +36,8 @@ impl Lease for LeaseService {
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         self.context.admit(&request, false)?;
         let request = request.into_inner();
-        if request.ttl > LEASE_TTL_SECONDS_MAX {
+        // With NOSPACE raised etcd refuses a grant for space before it looks at the TTL.
+        if request.ttl > LEASE_TTL_SECONDS_MAX && !self.context.node.has_alarm(AlarmKind::NoSpace) {
             return Err(status(EtcdError::LeaseTtlTooLarge));
         }
         let applied = self
@@ -150,12 +151,9 @@ impl Lease for LeaseService {
         self.context.admit(&request, false)?;
         self.context.node.read_barrier().await.map_err(status)?;
         let view = self.context.node.view();
-        let leases = view
-            .machine
-            .leases()
-            .iter()
-            .map(|lease| pb::LeaseStatus { id: lease.id })
-            .collect();
+        let mut ids: Vec<_> = view.machine.leases().iter().map(|lease| lease.id).collect();
+        self.context.lessor.sort_by_expiry(&mut ids);
+        let leases = ids.into_iter().map(|id| pb::LeaseStatus { id }).collect();
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.context.header(view.machine.store().current_revision()),
             leases,

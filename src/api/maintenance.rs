@@ -159,7 +159,7 @@ impl Maintenance for MaintenanceService {
         let view = self.context.node.view();
         let store = view.machine.store();
         let revision = store
-            .readable_revision(request.into_inner().revision)
+            .hashable_revision(request.into_inner().revision)
             .map_err(status)?;
         Ok(Response::new(pb::HashKvResponse {
             header: self.context.header(store.current_revision()),

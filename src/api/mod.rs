@@ -23,6 +23,9 @@ mod tokens;
 mod txn_operations;
 mod watch;
 
+/// How a watch create request becomes a watcher (public for the fuzz targets).
+pub use watch::watch_spec;
+
 pub mod pb {
     //! Generated protobuf messages and services, with etcd's packages.
     #![allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -270,7 +270,7 @@ fn canceled_on_create(context: &Context, current: i64, reason: String) -> pb::Wa
     }
 }
 
-fn watch_spec(create: pb::WatchCreateRequest) -> Result<WatchSpec, EtcdError> {
+pub fn watch_spec(create: pb::WatchCreateRequest) -> Result<WatchSpec, EtcdError> {
     use pb::watch_create_request::FilterType;
     let range = KeyRange::new(create.key, create.range_end);
     if range.is_empty() {
@@ -303,12 +303,13 @@ async fn send_output(
             watch_id,
             compact_revision,
         } => {
+            // As etcd's: the compacted answer carries no revision and no cancel reason
+            // (clients read `compact_revision`).
             let response = pb::WatchResponse {
-                header: context.header(context.current_revision()),
+                header: context.header(0),
                 watch_id,
                 canceled: true,
                 compact_revision,
-                cancel_reason: EtcdError::Compacted.to_string(),
                 ..Default::default()
             };
             sender.send(Ok(response)).await.map_err(|_| Closed)

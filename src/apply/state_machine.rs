@@ -124,7 +124,17 @@ impl StateMachine {
             };
         }
         let result = match command {
-            // A lone put or delete is checked as a txn of one operation, as etcd does.
+            // A lone put or delete is checked as a txn of one operation, as etcd does, but
+            // a lone put's lease is looked up first (etcd's `applierV3backend.Put` does so
+            // before the ignore_value/ignore_lease check; inside a txn it comes after), once
+            // NOSPACE, which etcd's capped applier checks before anything, is not raised.
+            Command::Put(put)
+                if put.lease != 0
+                    && !self.has_alarm(AlarmKind::NoSpace)
+                    && !self.leases.contains(put.lease) =>
+            {
+                Err(EtcdError::LeaseNotFound)
+            }
             Command::Put(put) => self.apply_txn(
                 &txn::single(RequestOp::Put(put.clone())),
                 |write, leases, _| Outcome::Put(txn::execute_put(write, leases, put)),
@@ -176,13 +186,16 @@ impl StateMachine {
                 Err(error) => Err(error),
             },
             Command::Alarm { activate, alarm } => {
-                // etcd answers the alarm only when this changed it.
-                let changed = if *activate {
-                    self.alarms.insert(*alarm)
+                // etcd answers an activation with the alarm, raised now or before
+                // (`AlarmStore.Activate` returns the one it holds), and a deactivation with
+                // the alarm only if there was one to clear.
+                let answered = if *activate {
+                    self.alarms.insert(*alarm);
+                    true
                 } else {
                     self.alarms.remove(alarm)
                 };
-                Ok(Outcome::Alarms(if changed {
+                Ok(Outcome::Alarms(if answered {
                     vec![*alarm]
                 } else {
                     Vec::new()
@@ -270,6 +283,17 @@ impl StateMachine {
         txn: &TxnRequest,
         execute: impl FnOnce(&mut WriteTxn<'_>, &mut LeaseTable, &[bool]) -> Outcome,
     ) -> Result<Outcome, EtcdError> {
+        // With NOSPACE raised, etcd's capped applier refuses a txn with a put on either
+        // path before it looks at anything else (`applierV3Capped.Txn`; its cost counts the
+        // top level only). Puts in nested txns are refused below if the path runs them.
+        let puts_at_top = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .any(|operation| matches!(operation, RequestOp::Put(_)));
+        if self.has_alarm(AlarmKind::NoSpace) && puts_at_top {
+            return Err(EtcdError::NoSpace);
+        }
         let path = txn::choose_path(&self.store, txn);
         let puts_bytes = txn::check_path(&self.store, &self.leases, txn, &path)?;
         // A write that adds data is refused while NOSPACE is raised, as etcd's capped

@@ -106,8 +106,18 @@ fn check_intervals(
             _ => None,
         })
         .collect();
-    let deleted =
-        |deletes: &[KeyRange], key: &Bytes| deletes.iter().any(|range| range.contains(key));
+    // As etcd's interval tree sees a delete: one key, or the literal interval [start, end),
+    // so an end of "\0" (every key from start on, when the delete runs) covers no key here
+    // and etcd accepts a txn that puts a key such a delete then removes.
+    let deleted = |deletes: &[KeyRange], key: &Bytes| {
+        deletes.iter().any(|range| {
+            if range.is_single_key() {
+                key == &range.start
+            } else {
+                range.start.as_ref() <= key.as_ref() && key.as_ref() < range.end.as_ref()
+            }
+        })
+    };
     let mut puts = BTreeSet::new();
     for operation in operations {
         let RequestOp::Txn(nested) = operation else {
@@ -219,37 +229,49 @@ pub fn check_path(
     txn: &TxnRequest,
     path: &[bool],
 ) -> Result<u64, EtcdError> {
+    // As etcd's applier: every put on the path is checked first, then every range
+    // (`checkRequests` with `checkPut`, then with `checkRange`), so which error a txn gets
+    // does not depend on the order of its operations.
     let mut puts_bytes = 0;
-    check_branch(store, leases, txn, path, &mut 0, &mut puts_bytes)?;
+    visit_path(txn, path, &mut 0, &mut |operation| {
+        if let RequestOp::Put(put) = operation {
+            let needs_existing = put.ignore_value || put.ignore_lease;
+            if needs_existing && store.get(&put.key, store.current_revision()).is_none() {
+                return Err(EtcdError::KeyNotFound);
+            }
+            if put.lease != 0 && !leases.contains(put.lease) {
+                return Err(EtcdError::LeaseNotFound);
+            }
+            puts_bytes += (put.key.len() + put.value.len()) as u64;
+        }
+        Ok(())
+    })?;
+    visit_path(txn, path, &mut 0, &mut |operation| {
+        if let RequestOp::Range(query) = operation {
+            // In a txn etcd compares a negative revision with the compact revision
+            // (`checkRange`), where a lone range reads the current one.
+            if query.revision < 0 && query.revision < store.compact_revision() {
+                return Err(EtcdError::Compacted);
+            }
+            store.readable_revision(query.revision)?;
+        }
+        Ok(())
+    })?;
     Ok(puts_bytes)
 }
 
-fn check_branch(
-    store: &Store,
-    leases: &LeaseTable,
+/// Calls `check` on every operation of the branches `path` chose, nested txns included, in
+/// order; stops at the first error.
+fn visit_path(
     txn: &TxnRequest,
     path: &[bool],
     step: &mut usize,
-    puts_bytes: &mut u64,
+    check: &mut impl FnMut(&RequestOp) -> Result<(), EtcdError>,
 ) -> Result<(), EtcdError> {
-    let branch = chosen_branch(txn, path, step);
-    for operation in branch {
+    for operation in chosen_branch(txn, path, step) {
         match operation {
-            RequestOp::Put(put) => {
-                let needs_existing = put.ignore_value || put.ignore_lease;
-                if needs_existing && store.get(&put.key, store.current_revision()).is_none() {
-                    return Err(EtcdError::KeyNotFound);
-                }
-                if put.lease != 0 && !leases.contains(put.lease) {
-                    return Err(EtcdError::LeaseNotFound);
-                }
-                *puts_bytes += (put.key.len() + put.value.len()) as u64;
-            }
-            RequestOp::Range(query) => {
-                store.readable_revision(query.revision)?;
-            }
-            RequestOp::Delete(_) => {}
-            RequestOp::Txn(nested) => check_branch(store, leases, nested, path, step, puts_bytes)?,
+            RequestOp::Txn(nested) => visit_path(nested, path, step, check)?,
+            other => check(other)?,
         }
     }
     Ok(())

@@ -188,6 +188,10 @@ impl AuthStore {
                 }
             }
             AuthCommand::UserGrantRole { name, role } => {
+                // etcd looks for the user first, then the role.
+                if !self.users.contains_key(name) {
+                    return Err(EtcdError::UserNotFound);
+                }
                 if role != ROOT && !self.roles.contains_key(role) {
                     return Err(EtcdError::RoleNotFound);
                 }

@@ -149,6 +149,16 @@ impl Store {
         Ok(revision)
     }
 
+    /// The revision a client's HashKV hashes: as `readable_revision`, except that etcd's
+    /// `HashByRev` refuses the compact revision itself too (a hash needs the history up to
+    /// it, and the compaction dropped what it superseded).
+    pub fn hashable_revision(&self, revision: Revision) -> Result<Revision, EtcdError> {
+        if revision > 0 && revision <= self.compact_revision {
+            return Err(EtcdError::Compacted);
+        }
+        self.readable_revision(revision)
+    }
+
     /// Visits every key in `range` that exists at `revision`, in key order, until `visit`
     /// returns false.
     pub fn visit_range(

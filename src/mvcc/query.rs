@@ -138,15 +138,18 @@ fn sort(kvs: &mut [KeyValue], target: SortTarget, order: SortOrder) {
     if order == SortOrder::None {
         return;
     }
-    // Stable, so ties keep key order and every member returns the same sequence.
-    match target {
-        SortTarget::Key => kvs.sort_by(|a, b| a.key.cmp(&b.key)),
-        SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
-        SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
-        SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
-        SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
-    }
+    // Stable in both directions, so ties keep key order (as etcd's sort.Sort does for the
+    // small results its insertion sort handles) and every member returns the same sequence.
+    let compare = |a: &KeyValue, b: &KeyValue| match target {
+        SortTarget::Key => a.key.cmp(&b.key),
+        SortTarget::Version => a.version.cmp(&b.version),
+        SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+        SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+        SortTarget::Value => a.value.cmp(&b.value),
+    };
     if order == SortOrder::Descend {
-        kvs.reverse();
+        kvs.sort_by(|a, b| compare(b, a));
+    } else {
+        kvs.sort_by(compare);
     }
 }

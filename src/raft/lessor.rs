@@ -237,6 +237,14 @@ impl Lessor {
             .await
     }
 
+    /// Orders `ids` as etcd lists leases: soonest expiry first (`leasesByExpiry`). Only the
+    /// leader knows deadlines; elsewhere every lease expires "never", and the order stays.
+    pub fn sort_by_expiry(&self, ids: &mut [LeaseId]) {
+        let state = self.inner.lock().unwrap();
+        let now_ms = clock::monotonic_ms();
+        ids.sort_by_key(|id| state.queue.remaining_ms(*id, now_ms).unwrap_or(u64::MAX));
+    }
+
     pub async fn time_to_live_on_leader(
         &self,
         id: LeaseId,

@@ -107,10 +107,8 @@ impl RaftNode {
                 peer_urls,
                 is_learner,
             } => {
-                let id = identity::member_id(&peer_urls, &self.config().cluster_token);
-                if members.iter().any(|member| member.id == id) {
-                    return Err(EtcdError::MemberExists);
-                }
+                // The ID derives from the peer URLs, so a taken URL is what etcd (whose IDs
+                // also hash the time) reports.
                 let taken = |member: &MemberInfo| {
                     member
                         .node
@@ -120,6 +118,10 @@ impl RaftNode {
                 };
                 if members.iter().any(taken) {
                     return Err(EtcdError::PeerUrlExists);
+                }
+                let id = identity::member_id(&peer_urls, &self.config().cluster_token);
+                if members.iter().any(|member| member.id == id) {
+                    return Err(EtcdError::MemberExists);
                 }
                 let node = MemberNode {
                     name: String::new(),

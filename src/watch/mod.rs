@@ -100,7 +100,7 @@ impl WatchStream {
         self.next_id = self.next_id.max(watch_id.saturating_add(1));
         // Only 0 means "from now"; a negative start is a revision before every other, so
         // the watcher is canceled as compacted once the store has a compact revision above
-        // it (a fresh store's is -1), as etcd's is.
+        // it (a fresh store's is -1), as etcd's is; otherwise it starts from now (`poll`).
         let next_revision = if spec.start_revision == 0 {
             current_revision + 1
         } else {
@@ -157,6 +157,13 @@ impl WatchStream {
                     compact_revision: store.compact_revision(),
                 });
                 compacted.push(*watch_id);
+                continue;
+            }
+            if watcher.next_revision < 0 {
+                // Not compacted past it: etcd reads history from the revision's unsigned
+                // encoding, which is after every revision, so such a watcher gets no past
+                // events, only new ones.
+                watcher.next_revision = current + 1;
                 continue;
             }
             let spec = &watcher.spec;
