@@ -29,9 +29,12 @@ pub enum FaultKind {
     LeaderTransfer,
     /// A member removed, wiped and added back as a learner under a new ID, then promoted.
     MemberReplace,
+    /// A member killed and its newest snapshot file damaged (bit rot), where the log still
+    /// covers the older snapshot: it must start from that one and replay the log.
+    DamagedSnapshot,
 }
 
-pub const ALL_FAULTS: [FaultKind; 13] = [
+pub const ALL_FAULTS: [FaultKind; 14] = [
     FaultKind::Partition,
     FaultKind::Isolate,
     FaultKind::OneWay,
@@ -45,6 +48,7 @@ pub const ALL_FAULTS: [FaultKind; 13] = [
     FaultKind::Latency,
     FaultKind::LeaderTransfer,
     FaultKind::MemberReplace,
+    FaultKind::DamagedSnapshot,
 ];
 
 impl FaultKind {

@@ -171,6 +171,12 @@ impl<'a> Faults<'a> {
                 self.state.full_disks.push(victim);
                 format!("disk full on member-{} at {capacity} bytes", victim + 1)
             }
+            FaultKind::DamagedSnapshot => {
+                let victim = order[0];
+                self.kill(victim, random);
+                let damaged = damage_newest_snapshot(&self.members[victim].disk, random);
+                format!("kill -9 member-{}, {damaged}", victim + 1)
+            }
             FaultKind::FailingFsync => {
                 let victim = order[0];
                 let disk = &self.members[victim].disk;
@@ -267,4 +273,51 @@ impl<'a> Faults<'a> {
 
 fn indexes(members: &[usize]) -> Vec<usize> {
     members.iter().map(|member| member + 1).collect()
+}
+
+/// Flips a byte in the middle of the newest snapshot file of a stopped member, if it has an
+/// older snapshot (or none is needed) whose following entries its log still holds; says
+/// what it did. Opening the log here repairs a torn tail exactly as the member's start would.
+fn damage_newest_snapshot(disk: &cairn::io::MemoryDisk, random: &mut impl Rng) -> String {
+    use cairn::io::Disk;
+    use cairn::storage::snapshot::SnapshotStore;
+    use cairn::storage::wal::{RecordKind, Wal};
+    let data_dir = cairn::storage::DataDir::new("/data");
+    let shared: std::sync::Arc<dyn Disk> = std::sync::Arc::new(disk.clone());
+    let Ok(snapshots) = SnapshotStore::open(shared.clone(), &data_dir.snapshots()) else {
+        return "no snapshot directory to damage".to_string();
+    };
+    let newest = snapshots.newest_first().unwrap_or_default();
+    let Some((path, _)) = newest.first() else {
+        return "no snapshot to damage yet".to_string();
+    };
+    let first_logged = Wal::open(shared, &data_dir.wal(), u64::MAX)
+        .ok()
+        .and_then(|(_, records)| {
+            records
+                .iter()
+                .filter(|record| record.kind == RecordKind::Entry)
+                .filter_map(|record| cairn::raft::inspect::log_entry(&record.payload).ok())
+                .min()
+        });
+    let covered = match (newest.get(1).map(|(_, index)| *index), first_logged) {
+        (_, None) => false,
+        (Some(older), Some(first)) => first <= older + 1,
+        (None, Some(first)) => first == 0,
+    };
+    if !covered {
+        return "snapshot damage skipped: the log no longer covers the older snapshot".to_string();
+    }
+    let Ok(mut bytes) = disk.read(path) else {
+        return "snapshot damage skipped: unreadable".to_string();
+    };
+    if bytes.is_empty() {
+        return "snapshot damage skipped: empty file".to_string();
+    }
+    let offset = random.gen_range(bytes.len() / 4..=bytes.len() * 3 / 4);
+    bytes[offset] ^= 0x5a;
+    if disk.write_synced(path, &bytes).is_err() {
+        return "snapshot damage skipped: unwritable".to_string();
+    }
+    format!("snapshot {} damaged at offset {offset}", path.display())
 }

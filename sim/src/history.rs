@@ -148,6 +148,9 @@ pub struct LeaseLog {
     pub abandoned_ms: Option<Millis>,
     /// The final read after faults stopped and the expiry bound passed: present?
     pub present_at_end: Option<bool>,
+    /// Keepalive streams whose sending side the client closed after its request, which the
+    /// server ended with OK without answering it.
+    pub half_closed_unanswered: usize,
 }
 
 /// State read from every member at the end, after healing.

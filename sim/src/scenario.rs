@@ -18,7 +18,7 @@ pub struct Scenario {
     pub fault_phase_ms: Option<u64>,
     /// Fault kinds by name (partition, isolate, one-way, packet-loss, latency, kill,
     /// kill-all, pause, disk-full, failing-fsync, slow-fsync, leader-transfer,
-    /// member-replace); empty means no faults.
+    /// member-replace, damaged-snapshot); empty means no faults.
     pub faults: Option<Vec<String>>,
     pub fault_interval_ms: Option<u64>,
     pub fault_duration_max_ms: Option<u64>,

@@ -24,6 +24,8 @@ pub enum Stream {
     WatcherRequiresLeader(usize),
     /// Lease client `n`'s grants, renewals and revokes.
     LeaseClient(usize),
+    /// Whether lease client `n` closes its sending side right after each keepalive.
+    LeaseHalfClose(usize),
     /// The compactor's targets.
     Compactor,
     /// The auth admin's grant and revoke timing.
@@ -44,6 +46,7 @@ impl Stream {
             Stream::WatcherHalfClose(n) => (seed ^ 0x0ca1_f0c1).wrapping_add(n as u64),
             Stream::WatcherRequiresLeader(n) => (seed ^ 0x1ead_e4ed).wrapping_add(n as u64),
             Stream::LeaseClient(n) => seed.wrapping_mul(41).wrapping_add(n as u64),
+            Stream::LeaseHalfClose(n) => (seed ^ 0x1ea5_ec10).wrapping_add(n as u64),
             Stream::Compactor => seed.wrapping_mul(43),
             Stream::AuthAdmin => seed.wrapping_mul(53),
             Stream::AuthClient(n) => seed.wrapping_mul(59).wrapping_add(n as u64),

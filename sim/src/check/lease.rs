@@ -1,7 +1,7 @@
 //! Lease safety: a leased key never vanishes while its lease is kept alive (a read that began
 //! after a renewal was acknowledged and finished before that renewal's TTL ran out must find
 //! the key), and once faults stopped, a key whose lease was abandoned is gone within its TTL
-//! plus the bound.
+//! plus the bound. A keepalive whose stream the client half-closed is still answered.
 
 use super::Violation;
 use crate::history::{History, Millis};
@@ -34,6 +34,9 @@ pub fn check(
                     violations.push(Violation::new(NAME, format!("{} vanished by {read_completed} ms, but a renewal kept its lease until at least {until} ms", log.key)));
                 }
             }
+        }
+        if log.half_closed_unanswered > 0 {
+            violations.push(Violation::new(NAME, format!("{}: {} keepalive streams the client half-closed ended with OK before answering its request", log.key, log.half_closed_unanswered)));
         }
         if log.abandoned_ms.is_some() && log.present_at_end == Some(true) {
             violations.push(Violation::new(NAME, format!("{} outlived its abandoned lease (TTL {} s) by more than {expiry_bound_ms} ms after faults stopped", log.key, log.ttl_seconds)));

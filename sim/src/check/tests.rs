@@ -418,6 +418,17 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
     assert!(lease::check(&history, 1000, 0)
         .iter()
         .any(|v| v.detail.contains("outlived")));
+    history.leases[0] = LeaseLog {
+        key: "l/2".into(),
+        ttl_seconds: 5,
+        half_closed_unanswered: 1,
+        ..LeaseLog::default()
+    };
+    assert!(lease::check(&history, 1000, 0)
+        .iter()
+        .any(|v| v.detail.contains("half-closed")));
+    history.leases[0].half_closed_unanswered = 0;
+    assert!(lease::check(&history, 1000, 0).is_empty(), "nothing else to flag");
 }
 
 #[test]

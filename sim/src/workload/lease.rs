@@ -18,6 +18,11 @@ pub async fn run_lease_client(
     stop_ms: Millis,
 ) {
     let mut random = Stream::LeaseClient(index).random(params.seed);
+    // Half the lease clients close their sending side after each keepalive (as scripts do):
+    // the server must still answer it.
+    let half_closes = Stream::LeaseHalfClose(index)
+        .random(params.seed)
+        .gen_bool(0.5);
     let channels = channels(&params.endpoints);
     let ttl_seconds = params.lease_ttl_seconds();
     let key = format!("l/{index}");
@@ -67,6 +72,7 @@ pub async fn run_lease_client(
             let _ = sender
                 .send(pb::LeaseKeepAliveRequest { id: lease_id })
                 .await;
+            let sender = (!half_closes).then_some(sender);
             let renewed = async {
                 let mut stream = leases
                     .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(receiver))
@@ -74,14 +80,16 @@ pub async fn run_lease_client(
                     .into_inner();
                 stream.message().await
             };
-            if let Ok(Ok(Some(response))) =
-                tokio::time::timeout(Duration::from_millis(params.request_timeout_ms()), renewed)
-                    .await
+            match tokio::time::timeout(Duration::from_millis(params.request_timeout_ms()), renewed)
+                .await
             {
-                if response.ttl > 0 {
+                Ok(Ok(Some(response))) if response.ttl > 0 => {
                     log.renewals.push((invoked, now_ms(&recorder)));
                 }
+                Ok(Ok(None)) if half_closes => log.half_closed_unanswered += 1,
+                _ => {}
             }
+            drop(sender);
         } else if log.abandoned_ms.is_none() {
             log.abandoned_ms = Some(invoked);
         }

@@ -62,7 +62,7 @@ pub const ALLOWED: &[Allowed] = &[
     Allowed {
         step: "WatchWithProgress",
         path: "",
-        reason: "etcd 3.4.23 answers a progress request at once, even before a new watcher's catch-up events or compaction notice, so its notification's revision claims events not yet sent; Cairn sends them first",
+        reason: "etcd 3.4.23 answers a progress request at once, even before a new watcher's catch-up events or compaction notice (etcd #15220, the bug README names), so its notification's revision claims events not yet sent; Cairn sends them first",
         cairn_says: "",
         ends_sequence: false,
     },
