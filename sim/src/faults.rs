@@ -291,15 +291,16 @@ fn damage_newest_snapshot(disk: &cairn::io::MemoryDisk, random: &mut impl Rng) -
     let Some((path, _)) = newest.first() else {
         return "no snapshot to damage yet".to_string();
     };
-    let first_logged = Wal::open(shared, &data_dir.wal(), u64::MAX)
-        .ok()
-        .and_then(|(_, records)| {
-            records
-                .iter()
-                .filter(|record| record.kind == RecordKind::Entry)
-                .filter_map(|record| cairn::raft::inspect::log_entry(&record.payload).ok())
-                .min()
-        });
+    let first_logged =
+        Wal::open(shared, &data_dir.wal(), u64::MAX)
+            .ok()
+            .and_then(|(_, records)| {
+                records
+                    .iter()
+                    .filter(|record| record.kind == RecordKind::Entry)
+                    .filter_map(|record| cairn::raft::inspect::log_entry(&record.payload).ok())
+                    .min()
+            });
     let covered = match (newest.get(1).map(|(_, index)| *index), first_logged) {
         (_, None) => false,
         (Some(older), Some(first)) => first <= older + 1,

@@ -428,7 +428,10 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
         .iter()
         .any(|v| v.detail.contains("half-closed")));
     history.leases[0].half_closed_unanswered = 0;
-    assert!(lease::check(&history, 1000, 0).is_empty(), "nothing else to flag");
+    assert!(
+        lease::check(&history, 1000, 0).is_empty(),
+        "nothing else to flag"
+    );
 }
 
 #[test]
