@@ -57,3 +57,8 @@ fn kv_model_corpus() {
 fn watch_requests_corpus() {
     replay("watch_requests", targets::watch_requests);
 }
+
+#[test]
+fn commands_apply_corpus() {
+    replay("commands_apply", targets::commands_apply);
+}

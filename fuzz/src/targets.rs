@@ -381,3 +381,128 @@ pub fn watch_requests(data: &[u8]) {
         }
     }
 }
+
+/// Every other command a client's request becomes (lease grants, revokes and checkpoints,
+/// users, roles and permissions, auth on and off, alarms, compactions, batches of them and
+/// commands guarded by an auth revision), driven by the input and applied to a state
+/// machine: each answers a value or etcd's error, apply is deterministic, and a failed
+/// command changes nothing.
+pub fn commands_apply(data: &[u8]) {
+    use cairn::apply::{Alarm, AlarmKind, LeaseCheckpoint};
+    use cairn::auth::{Access, AuthCommand, Permission};
+    use cairn::base::KeyRange;
+    const NAMES: [&str; 3] = ["root", "alice", "reader"];
+    let name = |byte: u8| NAMES[usize::from(byte) % NAMES.len()].to_string();
+    let command = |bytes: &[u8]| -> Command {
+        let [kind, a, b] = [
+            bytes[0],
+            *bytes.get(1).unwrap_or(&0),
+            *bytes.get(2).unwrap_or(&0),
+        ];
+        let lease = i64::from(a % 4) * 1000;
+        match kind % 16 {
+            0 => Command::LeaseGrant {
+                id: lease,
+                ttl_seconds: i64::from(b) - 8,
+            },
+            1 => Command::LeaseRevoke { id: lease },
+            2 => Command::LeaseCheckpoint {
+                checkpoints: vec![LeaseCheckpoint {
+                    id: lease,
+                    remaining_ttl_seconds: i64::from(b) - 8,
+                }],
+            },
+            3 => Command::Auth(AuthCommand::UserAdd {
+                name: name(a),
+                password_hash: (b % 2 == 0).then(|| "$2b$04$hash".to_string()),
+            }),
+            4 => Command::Auth(AuthCommand::UserDelete { name: name(a) }),
+            5 => Command::Auth(AuthCommand::UserGrantRole {
+                name: name(a),
+                role: name(b),
+            }),
+            6 => Command::Auth(AuthCommand::UserRevokeRole {
+                name: name(a),
+                role: name(b),
+            }),
+            7 => Command::Auth(AuthCommand::RoleAdd { name: name(a) }),
+            8 => Command::Auth(AuthCommand::RoleDelete { name: name(a) }),
+            9 => Command::Auth(AuthCommand::RoleGrantPermission {
+                name: name(a),
+                permission: Permission {
+                    access: [Access::Read, Access::Write, Access::ReadWrite][usize::from(b) % 3],
+                    range: KeyRange::new(vec![b'a' + b % 3], vec![b'a' + b % 5]),
+                },
+            }),
+            10 => Command::Auth(AuthCommand::RoleRevokePermission {
+                name: name(a),
+                range: KeyRange::new(vec![b'a' + b % 3], vec![b'a' + b % 5]),
+            }),
+            11 => Command::Auth(if a % 2 == 0 {
+                AuthCommand::Enable
+            } else {
+                AuthCommand::Disable
+            }),
+            12 => Command::Alarm {
+                activate: a % 2 == 0,
+                alarm: Alarm {
+                    member_id: u64::from(b % 2) + 1,
+                    kind: if b % 3 == 0 {
+                        AlarmKind::Corrupt
+                    } else {
+                        AlarmKind::NoSpace
+                    },
+                },
+            },
+            13 => Command::Compact {
+                revision: i64::from(a) - 2,
+            },
+            14 => Command::Put(PutRequest {
+                key: Bytes::copy_from_slice(&[b'a' + a % 4]),
+                value: Bytes::copy_from_slice(&[b]),
+                lease,
+                ..PutRequest::default()
+            }),
+            _ => Command::Guarded {
+                user: name(a),
+                auth_revision: u64::from(b % 4),
+                command: Box::new(Command::Put(PutRequest {
+                    key: Bytes::copy_from_slice(b"a"),
+                    value: Bytes::copy_from_slice(b"g"),
+                    ..PutRequest::default()
+                })),
+            },
+        }
+    };
+    let mut machine = StateMachine::new(5, 1 << 20);
+    let chunks: Vec<&[u8]> = data.chunks(3).collect();
+    let mut index = 0;
+    let mut position = 0;
+    while position < chunks.len() {
+        // A chunk whose first byte is 255 starts a batch of the next two commands.
+        let next = if chunks[position][0] == 255 && position + 2 < chunks.len() {
+            let batch = Command::Batch(vec![
+                command(chunks[position + 1]),
+                command(chunks[position + 2]),
+            ]);
+            position += 3;
+            batch
+        } else {
+            position += 1;
+            command(chunks[position - 1])
+        };
+        index += 1;
+        let before = machine.clone();
+        let mut copy = machine.clone();
+        let applied = machine.apply(index, &next);
+        assert_eq!(applied, copy.apply(index, &next), "apply is deterministic");
+        assert_eq!(machine, copy, "apply is deterministic");
+        if applied.result.is_err() && !matches!(next, Command::Batch(_)) {
+            assert_eq!(
+                machine.store(),
+                before.store(),
+                "a refused {next:?} changed the store"
+            );
+        }
+    }
+}
