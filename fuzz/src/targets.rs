@@ -153,7 +153,7 @@ impl Model {
 
 const MODEL_KEYS: [&[u8]; 6] = [b"a", b"b", b"ba", b"c", b"k/1", b"k/2"];
 
-/// Puts, deletes, ranges and compactions from the input, each sent as etcd's protobuf
+/// Puts, deletes, ranges, compactions and compare-and-swap txns from the input, each sent as etcd's protobuf
 /// through conversion, validation and apply, against a reference model of MVCC that keeps a
 /// copy of the whole store per revision: every answer, and every key at every revision
 /// still readable, must agree.
@@ -173,7 +173,60 @@ pub fn kv_model(data: &[u8]) {
         ];
         let key = MODEL_KEYS[first as usize % MODEL_KEYS.len()].to_vec();
         let log_index = index as u64 + 1;
-        match kind % 4 {
+        match kind % 5 {
+            4 => {
+                // if value(key) == [second] then put other = [second] else delete other:
+                // one revision either way (the delete's only if it removes something).
+                let other = MODEL_KEYS[(first as usize + 2) % MODEL_KEYS.len()].to_vec();
+                let txn = convert::txn_request(pb::TxnRequest {
+                    compare: vec![pb::Compare {
+                        result: 0,
+                        target: 3,
+                        key: key.clone().into(),
+                        target_union: Some(pb::compare::TargetUnion::Value(vec![second].into())),
+                        ..Default::default()
+                    }],
+                    success: vec![pb::RequestOp {
+                        request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                            key: other.clone().into(),
+                            value: vec![second].into(),
+                            ..Default::default()
+                        })),
+                    }],
+                    failure: vec![pb::RequestOp {
+                        request: Some(pb::request_op::Request::RequestDeleteRange(
+                            pb::DeleteRangeRequest {
+                                key: other.clone().into(),
+                                ..Default::default()
+                            },
+                        )),
+                    }],
+                })
+                .unwrap();
+                validate_txn(&txn, &limits).unwrap();
+                let applied = machine.apply(log_index, &Command::Txn(txn));
+                let current = model.at(model.current()).clone();
+                let equal = current
+                    .get(&key)
+                    .is_some_and(|(value, ..)| *value == [second]);
+                match applied.result {
+                    Ok(Outcome::Txn(response)) => assert_eq!(response.succeeded, equal),
+                    other => panic!("a txn answered {other:?}"),
+                }
+                let mut next = current.clone();
+                if equal {
+                    let revision = model.current() + 1;
+                    let (create, version) = next
+                        .get(&other)
+                        .map_or((revision, 1), |(_, create, _, version)| {
+                            (*create, version + 1)
+                        });
+                    next.insert(other, (vec![second], create, revision, version));
+                    model.revisions.push(next);
+                } else if next.remove(&other).is_some() {
+                    model.revisions.push(next);
+                }
+            }
             0 => {
                 let value = vec![second; usize::from(second % 4)];
                 let put = convert::put_request(pb::PutRequest {

@@ -281,7 +281,7 @@ fn indexes(members: &[usize]) -> Vec<usize> {
 fn damage_newest_snapshot(disk: &cairn::io::MemoryDisk, random: &mut impl Rng) -> String {
     use cairn::io::Disk;
     use cairn::storage::snapshot::SnapshotStore;
-    use cairn::storage::wal::{RecordKind, Wal};
+    use cairn::storage::wal::Wal;
     let data_dir = cairn::storage::DataDir::new("/data");
     let shared: std::sync::Arc<dyn Disk> = std::sync::Arc::new(disk.clone());
     let Ok(snapshots) = SnapshotStore::open(shared.clone(), &data_dir.snapshots()) else {
@@ -291,15 +291,14 @@ fn damage_newest_snapshot(disk: &cairn::io::MemoryDisk, random: &mut impl Rng) -
     let Some((path, _)) = newest.first() else {
         return "no snapshot to damage yet".to_string();
     };
+    // As the member will see its log: purged and truncated entries gone.
     let first_logged =
         Wal::open(shared, &data_dir.wal(), u64::MAX)
             .ok()
             .and_then(|(_, records)| {
-                records
-                    .iter()
-                    .filter(|record| record.kind == RecordKind::Entry)
-                    .filter_map(|record| cairn::raft::inspect::log_entry(&record.payload).ok())
-                    .min()
+                cairn::raft::inspect::first_log_index(records)
+                    .ok()
+                    .flatten()
             });
     let covered = match (newest.get(1).map(|(_, index)| *index), first_logged) {
         (_, None) => false,

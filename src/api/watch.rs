@@ -304,11 +304,13 @@ async fn send_output(
             compact_revision,
         } => {
             // As etcd's: the compacted answer carries no revision and no cancel reason
-            // (clients read `compact_revision`).
+            // (clients read `compact_revision`), and is marked canceled only for a compact
+            // revision above 0 (`canceled := wresp.CompactRevision != 0`): a watcher from a
+            // negative revision after a compaction to 0 ends with an empty answer there.
             let response = pb::WatchResponse {
                 header: context.header(0),
                 watch_id,
-                canceled: true,
+                canceled: compact_revision != 0,
                 compact_revision,
                 ..Default::default()
             };

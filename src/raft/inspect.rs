@@ -30,3 +30,15 @@ pub fn snapshot(snapshots: &SnapshotStore, path: &Path) -> Result<SnapshotSummar
 pub fn log_entry(payload: &[u8]) -> Result<u64, StorageError> {
     Ok(persisted::decode_entry(payload)?.log_id.index)
 }
+
+/// The index of the first entry the log holds once the WAL's `records` are replayed (purge
+/// and truncate points applied), as a member starting on them sees it; `None`: no entries.
+pub fn first_log_index(
+    records: Vec<crate::storage::wal::Record>,
+) -> Result<Option<u64>, StorageError> {
+    Ok(super::log_store::replay(records)?
+        .entries
+        .keys()
+        .next()
+        .copied())
+}

@@ -91,6 +91,10 @@ pub enum Step {
         revision: i64,
     },
     MoveLeaderToSelf,
+    Hash,
+    /// A whole snapshot stream, answered as its chunk count and its last chunk's
+    /// remaining_bytes (the bytes are each server's own database).
+    Snapshot,
     UserAdd {
         name: String,
         password: String,
@@ -354,6 +358,8 @@ impl Generator {
                 password: self.pick(&["secret", "other", "wrong"]),
             },
             96 => Step::AuthEnableAndDisable,
+            97 => Step::Hash,
+            98 => Step::Snapshot,
             _ => self.put(),
         }
     }

@@ -304,6 +304,22 @@ impl Target {
             Step::MoveLeaderToSelf => call!(maintenance.move_leader(pb::MoveLeaderRequest {
                 target_id: self.own_member
             })),
+            Step::Hash => call!(maintenance.hash(pb::HashRequest::default())),
+            Step::Snapshot => match maintenance.snapshot(pb::SnapshotRequest::default()).await {
+                Err(status) => Err(status_text(status)),
+                Ok(response) => {
+                    let mut stream = response.into_inner();
+                    let mut last_remaining_bytes = None;
+                    loop {
+                        match stream.message().await {
+                            Ok(Some(chunk)) => last_remaining_bytes = Some(chunk.remaining_bytes),
+                            Ok(None) => break,
+                            Err(status) => return Err(status_text(status)),
+                        }
+                    }
+                    Ok(serde_json::json!({ "last_remaining_bytes": last_remaining_bytes }))
+                }
+            },
             Step::UserAdd { name, password } => call!(auth.user_add(pb::AuthUserAddRequest {
                 name: name.clone(),
                 password: password.clone(),
