@@ -10,7 +10,7 @@
 
 use crate::io::Disk;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ pub struct DiskSpace {
 struct Inner {
     /// Writers now waiting for space.
     waiting_writers: AtomicUsize,
+    /// Whether the reserve is released for a full disk: read on every proposal, so an
+    /// atomic; changed only while `reserve` is locked, with the file operations.
+    released: AtomicBool,
     reserve: Mutex<Option<Reserve>>,
 }
 
@@ -37,8 +40,6 @@ struct Reserve {
     disk: Arc<dyn Disk>,
     path: PathBuf,
     bytes: u64,
-    /// Whether the reserve file is in place (false: released for a full disk).
-    held: bool,
 }
 
 impl Reserve {
@@ -65,23 +66,23 @@ impl DiskSpace {
         let dir = path.parent().unwrap_or(Path::new("."));
         let disk_bytes = disk.capacity_bytes(dir).map_or(u64::MAX, |c| c.total_bytes);
         let bytes = bytes.min(disk_bytes / RESERVE_SHARE_OF_DISK_MAX);
-        let mut reserve = Reserve {
-            disk,
-            path,
-            bytes,
-            held: false,
-        };
+        let mut reserve = Reserve { disk, path, bytes };
+        let mut slot = space.inner.reserve.lock().unwrap();
         match reserve.create() {
-            Ok(()) => reserve.held = true,
-            Err(error) => tracing::error!(
+            Ok(()) => {}
+            Err(error) => {
+                space.inner.released.store(true, Ordering::Release);
+                tracing::error!(
                 %error,
                 path = %reserve.path.display(),
                 bytes,
                 "no room for the disk space reserve: writes that add data are refused with \
-                 NOSPACE until it fits"
-            ),
+                     NOSPACE until it fits"
+                )
+            }
         }
-        *space.inner.reserve.lock().unwrap() = Some(reserve);
+        *slot = Some(reserve);
+        drop(slot);
         space
     }
 
@@ -91,22 +92,17 @@ impl DiskSpace {
     }
 
     pub fn reserve_released(&self) -> bool {
-        self.inner
-            .reserve
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|reserve| !reserve.held)
+        self.inner.released.load(Ordering::Acquire)
     }
 
     /// Deletes the reserve, if held, so a write the disk refused can be tried again at
     /// once; true if it freed room. Blocking (file system calls).
     pub fn release_reserve(&self) -> bool {
         let mut reserve = self.inner.reserve.lock().unwrap();
-        let Some(reserve) = reserve.as_mut().filter(|reserve| reserve.held) else {
+        let Some(reserve) = reserve.as_mut().filter(|_| !self.reserve_released()) else {
             return false;
         };
-        reserve.held = false;
+        self.inner.released.store(true, Ordering::Release);
         let dir = reserve.path.parent().unwrap_or(Path::new("."));
         let removed = reserve
             .disk
@@ -134,7 +130,7 @@ impl DiskSpace {
     /// calls).
     pub fn restore_reserve(&self) -> bool {
         let mut reserve = self.inner.reserve.lock().unwrap();
-        let Some(reserve) = reserve.as_mut().filter(|reserve| !reserve.held) else {
+        let Some(reserve) = reserve.as_mut().filter(|_| self.reserve_released()) else {
             return false;
         };
         let dir = reserve.path.parent().unwrap_or(Path::new("."));
@@ -148,7 +144,7 @@ impl DiskSpace {
         if reserve.create().is_err() {
             return false;
         }
-        reserve.held = true;
+        self.inner.released.store(false, Ordering::Release);
         tracing::warn!(
             bytes = reserve.bytes,
             "the disk has room again: the reserve is back and writes resume"
