@@ -3,7 +3,6 @@
 //! format with etcd's names (`api::metrics`). Plain atomics: recording never blocks and
 //! never changes what the member does, so simulation stays deterministic.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -138,9 +137,11 @@ impl Histogram {
 }
 
 /// A family of values by label values (the label names belong to the page that shows it).
+/// Kept sorted by label values: found by binary search without building a key, since every
+/// gRPC call and peer message records into one.
 #[derive(Debug)]
 pub struct Labeled<T> {
-    sets: Mutex<BTreeMap<Vec<String>, T>>,
+    sets: Mutex<Vec<(Vec<String>, T)>>,
     make: fn() -> T,
     pub dropped: Counter,
 }
@@ -157,15 +158,22 @@ impl<T> Labeled<T> {
     /// Runs `record` on the value for `labels`, made on first use.
     pub fn with(&self, labels: &[&str], record: impl FnOnce(&T)) {
         let mut sets = self.sets.lock().unwrap();
-        let key: Vec<String> = labels.iter().map(|label| label.to_string()).collect();
-        if !sets.contains_key(&key) {
-            if sets.len() >= LABEL_SETS_MAX {
+        let found = sets.binary_search_by(|(key, _)| {
+            key.iter().map(String::as_str).cmp(labels.iter().copied())
+        });
+        let position = match found {
+            Ok(position) => position,
+            Err(_) if sets.len() >= LABEL_SETS_MAX => {
                 self.dropped.inc();
                 return;
             }
-            sets.insert(key.clone(), (self.make)());
-        }
-        record(&sets[&key]);
+            Err(position) => {
+                let key = labels.iter().map(|label| label.to_string()).collect();
+                sets.insert(position, (key, (self.make)()));
+                position
+            }
+        };
+        record(&sets[position].1);
     }
 
     /// Every label set with what `read` takes from its value, in label order.

@@ -39,46 +39,68 @@ pub struct AuthorityRewriter {
 }
 
 impl AuthorityRewriter {
-    /// Consumes `input`, appending to `output` every byte that is ready to go on.
+    /// Consumes `input`, appending to `output` every byte that is ready to go on. Frames are
+    /// read straight from `input`; only an incomplete frame at its end is kept for the next.
     pub fn feed(&mut self, input: &[u8], output: &mut Vec<u8>) {
         if self.passthrough {
             output.extend_from_slice(input);
             return;
         }
-        self.buffer.extend_from_slice(input);
-        if self.preface_seen < PREFACE_BYTES {
-            // HTTP/1.1 on the client port (etcd's HTTP endpoints) is not this rewriter's.
-            let compared = (PREFACE_BYTES - self.preface_seen).min(self.buffer.len());
-            let expected = &PREFACE[self.preface_seen..self.preface_seen + compared];
-            if self.buffer[..compared] != *expected {
-                self.give_up(output);
-                return;
-            }
-            let take = (PREFACE_BYTES - self.preface_seen).min(self.buffer.len());
-            output.extend(self.buffer.drain(..take));
-            self.preface_seen += take;
-        }
-        while self.preface_seen == PREFACE_BYTES && self.buffer.len() >= FRAME_HEADER_BYTES {
-            let length =
-                u32::from_be_bytes([0, self.buffer[0], self.buffer[1], self.buffer[2]]) as usize;
-            if length > HEADER_BLOCK_BYTES_MAX {
-                self.give_up(output);
-                return;
-            }
-            if self.buffer.len() < FRAME_HEADER_BYTES + length {
-                return;
-            }
-            let frame: Vec<u8> = self.buffer.drain(..FRAME_HEADER_BYTES + length).collect();
-            self.frame(&frame, output);
+        if self.buffer.is_empty() {
+            let consumed = self.consume(input, output);
+            self.buffer.extend_from_slice(&input[consumed..]);
+        } else {
+            let mut buffer = std::mem::take(&mut self.buffer);
+            buffer.extend_from_slice(input);
+            let consumed = self.consume(&buffer, output);
+            buffer.drain(..consumed);
+            self.buffer = buffer;
         }
     }
 
-    /// Copies whatever is buffered and stops rewriting.
-    fn give_up(&mut self, output: &mut Vec<u8>) {
+    /// Passes on the preface and every whole frame at the start of `data`; returns how many
+    /// bytes it took.
+    fn consume(&mut self, data: &[u8], output: &mut Vec<u8>) -> usize {
+        let mut start = 0;
+        if self.preface_seen < PREFACE_BYTES {
+            // HTTP/1.1 on the client port (etcd's HTTP endpoints) is not this rewriter's.
+            let compared = (PREFACE_BYTES - self.preface_seen).min(data.len());
+            let expected = &PREFACE[self.preface_seen..self.preface_seen + compared];
+            if data[..compared] != *expected {
+                self.give_up(data, output);
+                return data.len();
+            }
+            output.extend_from_slice(&data[..compared]);
+            self.preface_seen += compared;
+            start = compared;
+        }
+        while self.preface_seen == PREFACE_BYTES && data.len() - start >= FRAME_HEADER_BYTES {
+            let length = u32::from_be_bytes([0, data[start], data[start + 1], data[start + 2]]);
+            let length = length as usize;
+            if length > HEADER_BLOCK_BYTES_MAX {
+                self.give_up(&data[start..], output);
+                return data.len();
+            }
+            let end = start + FRAME_HEADER_BYTES + length;
+            if data.len() < end {
+                break;
+            }
+            self.frame(&data[start..end], output);
+            if self.passthrough {
+                output.extend_from_slice(&data[end..]);
+                return data.len();
+            }
+            start = end;
+        }
+        start
+    }
+
+    /// Copies what is pending and `rest`, and stops rewriting.
+    fn give_up(&mut self, rest: &[u8], output: &mut Vec<u8>) {
         if let Some(pending) = self.pending.take() {
             emit_headers(pending, output);
         }
-        output.append(&mut self.buffer);
+        output.extend_from_slice(rest);
         self.passthrough = true;
     }
 
@@ -108,7 +130,7 @@ impl AuthorityRewriter {
                 let pending = self.pending.as_mut().expect("checked");
                 pending.block.extend_from_slice(payload);
                 if pending.block.len() > HEADER_BLOCK_BYTES_MAX {
-                    self.give_up(output);
+                    self.give_up(&[], output);
                     return;
                 }
                 if flags & FLAG_END_HEADERS != 0 {
@@ -193,17 +215,31 @@ fn decode_integer(block: &[u8], position: usize, prefix_bits: u8) -> Option<(usi
     }
 }
 
-/// RFC 7541 5.2 string at `position`: its bytes (Huffman-decoded) and the position after it.
-fn decode_string(block: &[u8], position: usize) -> Option<(Vec<u8>, usize)> {
+/// RFC 7541 5.2 string at `position`: where its bytes are, whether they are Huffman-coded,
+/// and the position after it. Nothing is decoded: most strings are only skipped.
+fn locate_string(block: &[u8], position: usize) -> Option<(std::ops::Range<usize>, bool, usize)> {
     let huffman = block.get(position)? & 0x80 != 0;
     let (length, start) = decode_integer(block, position, 7)?;
-    let raw = block.get(start..start.checked_add(length)?)?;
-    let bytes = if huffman {
-        hpack::huffman::HuffmanDecoder::new().decode(raw).ok()?
-    } else {
-        raw.to_vec()
-    };
-    Some((bytes, start + length))
+    let end = start.checked_add(length)?;
+    block.get(start..end)?;
+    Some((start..end, huffman, end))
+}
+
+thread_local! {
+    /// hpack's decoder builds its code tables in `new` (hash maps of all 257 codes): far
+    /// dearer than a decode, so each thread builds one and keeps it.
+    static HUFFMAN: std::cell::RefCell<hpack::huffman::HuffmanDecoder> =
+        std::cell::RefCell::new(hpack::huffman::HuffmanDecoder::new());
+}
+
+/// The string's bytes, Huffman-decoded when they are coded.
+fn string_bytes(raw: &[u8], huffman: bool) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if !huffman {
+        return Some(std::borrow::Cow::Borrowed(raw));
+    }
+    HUFFMAN
+        .with(|decoder| decoder.borrow_mut().decode(raw).ok())
+        .map(std::borrow::Cow::Owned)
 }
 
 fn encode_raw_string(value: &[u8], output: &mut Vec<u8>) {
@@ -235,9 +271,10 @@ fn strip_scheme(value: &[u8]) -> Option<&[u8]> {
 /// changed or the block is not valid HPACK.
 pub fn rewrite_block(block: &[u8]) -> Option<Vec<u8>> {
     const AUTHORITY_STATIC_INDEX: usize = 1;
-    let mut output = Vec::with_capacity(block.len());
+    // Built only once a field changes: most blocks pass without a copy.
+    let mut output: Option<Vec<u8>> = None;
+    let mut copied_upto = 0;
     let mut position = 0;
-    let mut changed = false;
     while position < block.len() {
         let first = block[position];
         let prefix_bits = match first {
@@ -249,28 +286,33 @@ pub fn rewrite_block(block: &[u8]) -> Option<Vec<u8>> {
         let (index, after_index) = decode_integer(block, position, prefix_bits)?;
         if prefix_bits == 7 || prefix_bits == 5 {
             // An indexed field or a table size update: nothing to rewrite.
-            output.extend_from_slice(&block[position..after_index]);
             position = after_index;
             continue;
         }
         let (is_authority, after_name) = if index == 0 {
-            let (name, after_name) = decode_string(block, after_index)?;
-            (name == b":authority", after_name)
+            let (name, huffman, after_name) = locate_string(block, after_index)?;
+            let name = string_bytes(&block[name], huffman)?;
+            (*name == *b":authority", after_name)
         } else {
             (index == AUTHORITY_STATIC_INDEX, after_index)
         };
-        let (value, after_value) = decode_string(block, after_name)?;
-        match strip_scheme(&value).filter(|_| is_authority) {
-            Some(stripped) => {
-                output.extend_from_slice(&block[position..after_name]);
-                encode_raw_string(stripped, &mut output);
-                changed = true;
-            }
-            None => output.extend_from_slice(&block[position..after_value]),
+        let (value, huffman, after_value) = locate_string(block, after_name)?;
+        // Only an authority's value is decoded: every other field passes as it came.
+        let value = match is_authority {
+            true => Some(string_bytes(&block[value], huffman)?),
+            false => None,
+        };
+        if let Some(stripped) = value.as_deref().and_then(strip_scheme) {
+            let output = output.get_or_insert_with(|| Vec::with_capacity(block.len()));
+            output.extend_from_slice(&block[copied_upto..after_name]);
+            encode_raw_string(stripped, output);
+            copied_upto = after_value;
         }
         position = after_value;
     }
-    changed.then_some(output)
+    let mut output = output?;
+    output.extend_from_slice(&block[copied_upto..]);
+    Some(output)
 }
 
 #[cfg(test)]
@@ -356,5 +398,43 @@ mod tests {
         ]);
         expected.extend_from_slice(&fixed);
         assert_eq!(output, expected);
+    }
+
+    #[test]
+    fn a_huffman_coded_authority_is_decoded_and_one_without_a_scheme_kept() {
+        // RFC 7541 C.4.1: "www.example.com", Huffman-coded.
+        let coded = [0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff];
+        let mut block = vec![0x41, 0x80 | coded.len() as u8];
+        block.extend_from_slice(&coded);
+        assert_eq!(string_bytes(&coded, true).as_deref(), Some(&b"www.example.com"[..]));
+        assert_eq!(rewrite_block(&block), None);
+    }
+
+    #[test]
+    fn frames_come_out_the_same_however_the_reads_split_them() {
+        let mut stream = PREFACE.to_vec();
+        for stream_id in [1u8, 3, 5] {
+            let block = literal_authority("http://10.0.0.1:2379");
+            stream.extend_from_slice(&[0, 0, block.len() as u8, FRAME_HEADERS, FLAG_END_HEADERS]);
+            stream.extend_from_slice(&[0, 0, 0, stream_id]);
+            stream.extend_from_slice(&block);
+            let data = vec![7u8; 300];
+            stream.extend_from_slice(&[0, 1, 44, 0x0, 0x1, 0, 0, 0, stream_id]);
+            stream.extend_from_slice(&data);
+        }
+        let whole = {
+            let mut output = Vec::new();
+            AuthorityRewriter::default().feed(&stream, &mut output);
+            output
+        };
+        assert!(whole.len() < stream.len(), "the authorities were shortened");
+        for chunk_bytes in [1, 7, 9, 10, 64, 333] {
+            let mut rewriter = AuthorityRewriter::default();
+            let mut output = Vec::new();
+            for chunk in stream.chunks(chunk_bytes) {
+                rewriter.feed(chunk, &mut output);
+            }
+            assert_eq!(output, whole, "reads of {chunk_bytes} bytes");
+        }
     }
 }
