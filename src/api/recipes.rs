@@ -197,8 +197,8 @@ pub fn compare_created(key: &Bytes, create_revision: Revision) -> Compare {
 
 pub fn put(key: &Bytes, value: Bytes, lease: LeaseId) -> RequestOp {
     RequestOp::Put(PutRequest {
-        key: key.clone(),
-        value,
+        key: super::convert::owned(key.clone()),
+        value: super::convert::owned(value),
         lease,
         ..PutRequest::default()
     })
