@@ -68,13 +68,20 @@ impl<'a> WriteTxn<'a> {
         deleted
     }
 
-    fn record(&mut self, kv: KeyValue) {
+    fn record(&mut self, mut kv: KeyValue) {
         let store = &mut *self.store;
-        let mut history: Vec<KeyValue> = store
-            .keys
-            .get(&kv.key)
-            .map(|history| history.as_ref().clone())
-            .unwrap_or_default();
+        // The new history is made at the length it will have (a clone and a push would
+        // double its capacity, in every key), and every version of a key shares the map's
+        // copy of the key's bytes.
+        let mut history: Vec<KeyValue> = match store.keys.get_key_value(&kv.key) {
+            Some((key, history)) => {
+                kv.key = key.clone();
+                let mut copy = Vec::with_capacity(history.len() + 1);
+                copy.extend_from_slice(history);
+                copy
+            }
+            None => Vec::with_capacity(1),
+        };
         // A key changed twice in one revision keeps only its last version, as etcd does
         // (the txn rules make this rare: only a delete after a put of an overlapping range).
         if history
