@@ -74,7 +74,11 @@ pub struct RaftNode {
     shared: Arc<SharedState>,
     config: Arc<RaftNodeConfig>,
     transport: Arc<dyn PeerTransport>,
+    /// Linearizable reads from anywhere: rounds that ask whoever leads.
     reads: Arc<ReadBatcher>,
+    /// Confirmations that this member still leads (keepalives, lease reads, read indexes
+    /// followers ask for): rounds that never ask another member.
+    leader_reads: Arc<ReadBatcher>,
     proposer: Proposer,
     disk: Arc<dyn Disk>,
     /// Whether a write of this member's is waiting for room on a full disk.
@@ -169,6 +173,7 @@ impl RaftNode {
             disk,
             space,
             reads: Arc::default(),
+            leader_reads: Arc::default(),
             leader_lost,
             proposer: Proposer::start(
                 raft.clone(),
@@ -194,6 +199,10 @@ impl RaftNode {
 
     pub(super) fn reads(&self) -> &ReadBatcher {
         &self.reads
+    }
+
+    pub(super) fn leader_reads(&self) -> &ReadBatcher {
+        &self.leader_reads
     }
 
     pub fn member_id(&self) -> MemberId {

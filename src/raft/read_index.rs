@@ -77,14 +77,41 @@ impl RaftNode {
     }
 
     async fn read_index(&self) -> Result<u64, NodeError> {
-        let (receiver, start_rounds) = self.reads().join()?;
+        self.join_round(RaftNode::reads, |node| async move {
+            node.on_leader(ReadIndex, |ReadIndex| node.read_index_on_leader())
+                .await
+        })
+        .await
+    }
+
+    /// Confirms leadership with a quorum and returns the index reads must wait for; fails on
+    /// a member that is not the leader. Concurrent callers share one confirmation round, as
+    /// linearizable reads do: a keepalive, a lease read or a follower's read index each used
+    /// to cost a quorum round of its own.
+    pub async fn read_index_on_leader(&self) -> Result<u64, NodeError> {
+        self.join_round(RaftNode::leader_reads, |node| async move {
+            node.confirm_leadership().await
+        })
+        .await
+    }
+
+    /// Joins the next round of `batcher`, starting the rounds if none run; each round takes
+    /// every caller waiting when it starts and answers them all with one `round`.
+    async fn join_round<F, Fut>(
+        &self,
+        batcher: fn(&RaftNode) -> &ReadBatcher,
+        round: F,
+    ) -> Result<u64, NodeError>
+    where
+        F: Fn(RaftNode) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<u64, NodeError>> + Send,
+    {
+        let (receiver, start_rounds) = batcher(self).join()?;
         if start_rounds {
             let node = self.clone();
             tokio::spawn(async move {
-                while let Some(waiters) = node.reads().next_round() {
-                    let result = node
-                        .on_leader(ReadIndex, |ReadIndex| node.read_index_on_leader())
-                        .await;
+                while let Some(waiters) = batcher(&node).next_round() {
+                    let result = round(node.clone()).await;
                     finish_round(waiters, result);
                 }
             });
@@ -92,10 +119,10 @@ impl RaftNode {
         receiver.await.unwrap_or(Err(NodeError::Stopped))
     }
 
-    /// Confirms leadership with a quorum and returns the index reads must wait for. A round
-    /// whose confirmations were slow is retried (each round is a fresh confirmation) until
-    /// the request timeout; a member that is not leader fails at once.
-    pub async fn read_index_on_leader(&self) -> Result<u64, NodeError> {
+    /// One leadership confirmation. A round whose confirmations were slow is retried (each
+    /// round is a fresh confirmation) until the request timeout; a member that is not leader
+    /// fails at once.
+    async fn confirm_leadership(&self) -> Result<u64, NodeError> {
         let deadline = clock::now() + self.config().request_timeout();
         let retry_after = Duration::from_millis(self.config().heartbeat_interval_ms);
         loop {
