@@ -403,10 +403,15 @@ mod tests {
     #[test]
     fn a_huffman_coded_authority_is_decoded_and_one_without_a_scheme_kept() {
         // RFC 7541 C.4.1: "www.example.com", Huffman-coded.
-        let coded = [0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff];
+        let coded = [
+            0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff,
+        ];
         let mut block = vec![0x41, 0x80 | coded.len() as u8];
         block.extend_from_slice(&coded);
-        assert_eq!(string_bytes(&coded, true).as_deref(), Some(&b"www.example.com"[..]));
+        assert_eq!(
+            string_bytes(&coded, true).as_deref(),
+            Some(&b"www.example.com"[..])
+        );
         assert_eq!(rewrite_block(&block), None);
     }
 
