@@ -47,7 +47,7 @@ pub fn range_query(request: pb::RangeRequest) -> Result<RangeQuery, EtcdError> {
         ),
     };
     Ok(RangeQuery {
-        range: key_range(request.key, request.range_end),
+        range: KeyRange::new(request.key, request.range_end),
         limit: request.limit,
         revision: request.revision,
         sort_order,
@@ -121,7 +121,12 @@ fn compare(compare: pb::Compare) -> Compare {
 fn request_op(operation: pb::RequestOp) -> Result<RequestOp, EtcdError> {
     use pb::request_op::Request;
     Ok(match operation.request {
-        Some(Request::RequestRange(range)) => RequestOp::Range(range_query(range)?),
+        // A plain range is answered and dropped; one in a txn lives on in the log.
+        Some(Request::RequestRange(mut range)) => {
+            range.key = owned(range.key);
+            range.range_end = owned(range.range_end);
+            RequestOp::Range(range_query(range)?)
+        }
         Some(Request::RequestPut(put)) => RequestOp::Put(put_request(put)),
         Some(Request::RequestDeleteRange(delete)) => RequestOp::Delete(delete_request(delete)),
         Some(Request::RequestTxn(txn)) => RequestOp::Txn(txn_request(txn)?),

@@ -114,6 +114,12 @@ impl AuthorityRewriter {
                     output.extend_from_slice(frame);
                     return;
                 };
+                if flags & FLAG_END_HEADERS != 0 && rewrite_block(block).is_none() {
+                    // A whole block with nothing to change (every request but a connection's
+                    // first, as a rule): the frame goes on as it came, not copied and rebuilt.
+                    output.extend_from_slice(frame);
+                    return;
+                }
                 let pending = PendingHeaders {
                     stream_id,
                     flags: flags & !FLAG_PADDED,

@@ -68,18 +68,15 @@ impl DiskSpace {
         let bytes = bytes.min(disk_bytes / RESERVE_SHARE_OF_DISK_MAX);
         let mut reserve = Reserve { disk, path, bytes };
         let mut slot = space.inner.reserve.lock().unwrap();
-        match reserve.create() {
-            Ok(()) => {}
-            Err(error) => {
-                space.inner.released.store(true, Ordering::Release);
-                tracing::error!(
+        if let Err(error) = reserve.create() {
+            space.inner.released.store(true, Ordering::Release);
+            tracing::error!(
                 %error,
                 path = %reserve.path.display(),
                 bytes,
                 "no room for the disk space reserve: writes that add data are refused with \
-                     NOSPACE until it fits"
-                )
-            }
+                 NOSPACE until it fits"
+            );
         }
         *slot = Some(reserve);
         drop(slot);
