@@ -495,3 +495,59 @@ fn force_new_cluster_recovers_a_member_s_data_when_quorum_is_lost_for_good() {
     let list = cluster.members[survivor].ok(&["member", "list"]);
     assert_eq!(list.lines().count(), 1, "{list}");
 }
+
+/// Pre-vote: a follower cut off for several election timeouts, or restarted, comes back
+/// without raising the term, so the leader the others still follow keeps leading.
+#[test]
+fn an_isolated_or_restarted_follower_rejoins_without_deposing_the_leader() {
+    let mut cluster = Cluster::start(3, &FAST);
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    let before = cluster.members[leader].status();
+    let term = before["raft_term"];
+    let isolated = cluster.members[follower].index;
+    let others: Vec<usize> = cluster
+        .members
+        .iter()
+        .map(|member| member.index)
+        .filter(|index| *index != isolated)
+        .collect();
+    cluster.proxy.partition(&[&[isolated], &others]);
+    // Eight election timeouts: without pre-vote the isolated member campaigns again and
+    // again, each time in a higher term.
+    std::thread::sleep(Duration::from_millis(4000));
+    cluster.members[leader].ok(&["put", "during", "isolation"]);
+    cluster.proxy.heal();
+    // The follower catches up from the leader it never stopped belonging to.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster.members[follower]
+        .etcdctl(&["get", "during", "--consistency=s", "--print-value-only"])
+        .stdout
+        != b"isolation\n"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the isolated follower did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.members[follower].restart();
+    cluster.wait_healthy(follower);
+    // Two more election timeouts for a restarted member's campaign, had it one.
+    std::thread::sleep(Duration::from_millis(1000));
+    cluster.members[leader].ok(&["put", "after", "rejoin"]);
+    let after = cluster.members[leader].status();
+    assert_eq!(
+        (after["leader"], after["raft_term"]),
+        (before["leader"], term),
+        "the leader changed (or its term rose) when a follower rejoined"
+    );
+    for member in &cluster.members {
+        assert_eq!(
+            member.status()["raft_term"],
+            term,
+            "member {}",
+            member.index
+        );
+    }
+}

@@ -113,6 +113,13 @@ impl LogStore {
         })
     }
 
+    /// A reader of this log that outlives raft's ownership of the store.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            state: self.state.clone(),
+        }
+    }
+
     /// The index of the first entry the log holds (`None`: it holds none).
     pub fn first_index(&self) -> Option<u64> {
         self.state.lock().unwrap().entries.keys().next().copied()
@@ -302,6 +309,20 @@ async fn sync_when_room(mut wal: Wal, space: &DiskSpace) -> (Wal, Result<(), Sto
     }
 }
 
+impl LogReader {
+    /// The id of the newest entry appended (durable or not), or of the purge point when
+    /// the log holds none.
+    pub fn last_log_id(&self) -> Option<LogId<u64>> {
+        let state = self.state.lock().unwrap();
+        state
+            .entries
+            .values()
+            .next_back()
+            .map(|entry| *entry.get_log_id())
+            .or(state.last_purged)
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<R: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -333,16 +354,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> StorageResult<LogState<TypeConfig>> {
-        let state = self.state.lock().unwrap();
-        let last = state
-            .entries
-            .values()
-            .next_back()
-            .map(|entry| *entry.get_log_id())
-            .or(state.last_purged);
+        let last_purged_log_id = self.state.lock().unwrap().last_purged;
         Ok(LogState {
-            last_purged_log_id: state.last_purged,
-            last_log_id: last,
+            last_purged_log_id,
+            last_log_id: self.reader().last_log_id(),
         })
     }
 

@@ -18,6 +18,7 @@ mod node;
 mod peer;
 mod peer_handler;
 mod persisted;
+mod pre_vote;
 mod proposer;
 mod read_index;
 mod snapshot_data;

@@ -4,10 +4,11 @@
 //! requests to the leader, one hop at most.
 
 use super::error::{NodeError, StartError, Waited};
-use super::log_store::LogStore;
+use super::log_store::{LogReader, LogStore};
 use super::members::MemberNode;
 use super::network::{PeerNetwork, PeerTransport};
 use super::peer::Propose;
+use super::pre_vote::LeaderContact;
 use super::proposer::Proposer;
 use super::read_index::ReadBatcher;
 use super::state_machine::{AppliedState, SharedState, StateMachineStore};
@@ -86,6 +87,10 @@ pub struct RaftNode {
     /// True while this member has had no leader for `LEADERLESS_ELECTIONS_MAX` election
     /// timeouts.
     leader_lost: watch::Receiver<bool>,
+    /// When a leader was last heard from (pre-votes, `pre_vote.rs`).
+    leader_contact: Arc<LeaderContact>,
+    /// The raft log as this member holds it (its last entry's id, for pre-votes).
+    log: LogReader,
 }
 
 impl RaftNode {
@@ -109,6 +114,7 @@ impl RaftNode {
             config.disk_reserve_bytes,
         );
         let log_store = LogStore::open(wal, records, metrics.clone(), space.clone())?;
+        let log = log_store.reader();
         let snapshots = SnapshotStore::open(disk.clone(), &config.data_dir.snapshots())?;
         let (state_machine, shared) = StateMachineStore::open(
             snapshots,
@@ -152,8 +158,10 @@ impl RaftNode {
         ));
         tokio::spawn(count_leader_changes(raft.clone(), metrics));
         let (leader_lost_sender, leader_lost) = watch::channel(false);
+        let leader_contact = Arc::new(LeaderContact::default());
         tokio::spawn(monitor_leader(
             raft.clone(),
+            leader_contact.clone(),
             Duration::from_millis(config.election_timeout_ms),
             leader_lost_sender,
         ));
@@ -165,7 +173,7 @@ impl RaftNode {
         ));
         let request_timeout = config.request_timeout();
         let batch_bytes_max = config.proposal_batch_bytes_max;
-        Ok(RaftNode {
+        let node = RaftNode {
             raft: raft.clone(),
             shared,
             config: Arc::new(config),
@@ -186,7 +194,11 @@ impl RaftNode {
                     }
                 },
             ),
-        })
+            leader_contact,
+            log,
+        };
+        tokio::spawn(node.clone().campaign_when_leader_silent());
+        Ok(node)
     }
 
     pub(super) fn raft(&self) -> &Raft<TypeConfig> {
@@ -203,6 +215,14 @@ impl RaftNode {
 
     pub(super) fn leader_reads(&self) -> &ReadBatcher {
         &self.leader_reads
+    }
+
+    pub(super) fn log(&self) -> &LogReader {
+        &self.log
+    }
+
+    pub(super) fn leader_contact(&self) -> &LeaderContact {
+        &self.leader_contact
     }
 
     pub fn member_id(&self) -> MemberId {
@@ -303,7 +323,11 @@ impl RaftNode {
             && !membership.voter_ids().any(|id| id == self.config.member_id);
         let quorum_lost = quorum_lost(&metrics, self.config.election_timeout_ms);
         NodeStatus {
-            leader: effective_leader(&metrics, self.config.election_timeout_ms),
+            leader: effective_leader(
+                &metrics,
+                &self.leader_contact,
+                self.config.election_timeout_ms,
+            ),
             term: metrics.current_term,
             last_log_index: metrics.last_log_index.unwrap_or(0),
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
@@ -345,8 +369,12 @@ fn openraft_config(config: &RaftNodeConfig) -> Config {
         // `--heartbeat-interval` instead.
         heartbeat_interval: replication_timeout_ms(config),
         enable_heartbeat: false,
+        // Elections are `pre_vote.rs`'s: raft's timer is off. Its lease (how long a member
+        // that heard from a leader refuses votes) is `election_timeout_max`: one election
+        // timeout, as etcd's.
+        enable_elect: false,
         election_timeout_min: config.election_timeout_ms,
-        election_timeout_max: config.election_timeout_ms * 2,
+        election_timeout_max: config.election_timeout_ms + 1,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
         // etcd keeps 5000 entries after a snapshot so slow followers catch up from the log.
         max_in_snapshot_log_to_keep: config.snapshot_count.min(5000),
@@ -390,22 +418,29 @@ async fn send_heartbeats(raft: Raft<TypeConfig>, interval: Duration) {
 /// (CheckQuorum); openraft's stay leader. A leader that has heard from no quorum for that
 /// long is reported leaderless, so requests, health checks and `hasleader` streams on an
 /// isolated leader see what they see on etcd's.
+///
+/// A leader no quorum has acknowledged yet in its term counts as one that lost it: openraft
+/// restores a member that led before a restart as leader of its old term at once, and it
+/// must not report itself leader (nor take writes) until the others have answered it.
 fn quorum_lost(metrics: &RaftMetrics<u64, MemberNode>, election_timeout_ms: u64) -> bool {
     metrics.state == ServerState::Leader
         && metrics
             .millis_since_quorum_ack
-            .is_some_and(|millis| millis > election_timeout_ms)
+            .is_none_or(|millis| millis > election_timeout_ms)
 }
 
 /// The leader this member reports: raft's, unless this member is a leader that lost its
-/// quorum (`quorum_lost`).
+/// quorum (`quorum_lost`) or a follower asking for pre-votes (it heard from no leader for
+/// an election timeout).
 fn effective_leader(
     metrics: &RaftMetrics<u64, MemberNode>,
+    contact: &LeaderContact,
     election_timeout_ms: u64,
 ) -> Option<MemberId> {
+    let silent = metrics.state != ServerState::Leader && contact.is_pre_candidate();
     metrics
         .current_leader
-        .filter(|_| !quorum_lost(metrics, election_timeout_ms))
+        .filter(|_| !silent && !quorum_lost(metrics, election_timeout_ms))
 }
 
 /// Election timeouts without a leader after which `hasleader` streams end (etcd's
@@ -415,6 +450,7 @@ const LEADERLESS_ELECTIONS_MAX: u32 = 3;
 /// Looks for a leader once per election timeout, as etcd's `monitorLeader` does.
 async fn monitor_leader(
     raft: Raft<TypeConfig>,
+    contact: Arc<LeaderContact>,
     election_timeout: Duration,
     lost: watch::Sender<bool>,
 ) {
@@ -426,8 +462,8 @@ async fn monitor_leader(
         if metrics.has_changed().is_err() {
             return;
         }
-        let has_leader =
-            effective_leader(&metrics.borrow(), election_timeout.as_millis() as u64).is_some();
+        let timeout_ms = election_timeout.as_millis() as u64;
+        let has_leader = effective_leader(&metrics.borrow(), &contact, timeout_ms).is_some();
         if has_leader {
             leaderless = 0;
         } else {
@@ -481,9 +517,19 @@ async fn count_leader_changes(raft: Raft<TypeConfig>, metrics: Arc<Metrics>) {
     let mut changes = raft.metrics();
     let mut leader = None;
     loop {
-        let now = changes.borrow_and_update().current_leader;
-        if now.is_some() && now != leader {
-            metrics.leader_changes_seen.inc();
+        let (now, term) = {
+            let seen = changes.borrow_and_update();
+            (seen.current_leader, seen.current_term)
+        };
+        // Logged as etcd logs "elected leader" and "lost leader": an operator (or a failed
+        // test) reads elections from the log.
+        match now {
+            Some(member) if now != leader => {
+                metrics.leader_changes_seen.inc();
+                tracing::info!(leader = format_args!("{member:x}"), term, "elected leader");
+            }
+            None if leader.is_some() => tracing::info!(term, "lost leader"),
+            _ => {}
         }
         leader = now;
         if changes.changed().await.is_err() {

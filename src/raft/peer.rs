@@ -14,6 +14,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::LogId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,10 @@ pub enum PeerRequest {
     /// This member's HashKV at a revision (the corruption checks).
     HashKv {
         revision: Revision,
+    },
+    /// Would the receiver vote for a candidate whose log ends here (`pre_vote.rs`)?
+    PreVote {
+        last_log_id: Option<LogId<u64>>,
     },
 }
 
@@ -54,6 +59,7 @@ pub enum PeerResponse {
     /// The request could not be decoded (a member of another version).
     Malformed(String),
     HashKv(Result<HashKv, EtcdError>),
+    PreVote(bool),
 }
 
 /// A request one member asks another to serve, paired with the type of its answer.

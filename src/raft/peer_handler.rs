@@ -51,11 +51,16 @@ impl PeerHandler {
         let raft = self.node.raft();
         match request {
             PeerRequest::AppendEntries(request) => {
+                self.node.heard_from(&request.vote);
                 PeerResponse::AppendEntries(raft.append_entries(request).await)
             }
             PeerRequest::Vote(request) => PeerResponse::Vote(raft.vote(request).await),
             PeerRequest::InstallSnapshot(request) => {
+                self.node.heard_from(&request.vote);
                 PeerResponse::InstallSnapshot(raft.install_snapshot(request).await)
+            }
+            PeerRequest::PreVote { last_log_id } => {
+                PeerResponse::PreVote(self.node.answer_pre_vote(last_log_id))
             }
             PeerRequest::ClusterInfo => unreachable!("answered in handle"),
             PeerRequest::Forward(request) => self.serve(request).await,

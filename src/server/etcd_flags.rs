@@ -54,7 +54,7 @@ const FLAGS: &[(&str, Kind, Handling)] = &[
     ("experimental-warning-apply-duration", Value, NoEffect("Cairn counts applies over 100 ms as slow")),
     ("experimental-peer-skip-client-san-verification", Boolean, NoEffect("Cairn verifies peers with --peer-cert-allowed-cn or host names")),
     ("strict-reconfig-check", Boolean, NoEffect("Cairn always refuses a membership change that would lose quorum")),
-    ("pre-vote", Boolean, NoEffect("Cairn's raft (openraft) has no pre-vote phase; a member rejoining after a partition can cause one election")),
+    ("pre-vote", Boolean, NoEffect("Cairn always asks for pre-votes before an election (etcd 3.5's default)")),
     ("initial-election-tick-advance", Boolean, NoEffect("a sole voter campaigns at once; others wait one randomized election timeout")),
     ("raft-read-timeout", Value, NoEffect("Cairn bounds each peer message by half an election timeout")),
     ("raft-write-timeout", Value, NoEffect("Cairn bounds each peer message by half an election timeout")),

@@ -2,6 +2,7 @@
 
 use super::proxy::{member_ip, Proxy};
 use super::{etcdctl, free_port};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -85,6 +86,25 @@ impl ClusterMember {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// The numeric fields of `endpoint status -w json` (header and member fields alike, by
+    /// name); empty if the member did not answer.
+    pub fn status(&self) -> BTreeMap<String, u64> {
+        let output = self.etcdctl(&["endpoint", "status", "-w", "json", "--command-timeout=1s"]);
+        if !output.status.success() {
+            return BTreeMap::new();
+        }
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.split(['{', ',', '}'])
+            .filter_map(|pair| {
+                let (name, value) = pair.split_once(':')?;
+                Some((
+                    name.trim().trim_matches('"').to_string(),
+                    value.trim().parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -95,6 +115,9 @@ impl Drop for ClusterMember {
         self.kill();
     }
 }
+
+/// Lines of each member's log a failed test prints.
+const LOG_TAIL_LINES: usize = 60;
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -204,18 +227,9 @@ impl Cluster {
                 .enumerate()
                 .filter(|(_, member)| member.is_running())
             {
-                let output =
-                    member.etcdctl(&["endpoint", "status", "-w", "json", "--command-timeout=1s"]);
-                let text = String::from_utf8_lossy(&output.stdout);
-                let field = |name: &str| {
-                    text.split(&format!("\"{name}\":"))
-                        .nth(1)
-                        .and_then(|rest| rest.split([',', '}']).next())
-                        .map(str::to_string)
-                };
-                if output.status.success()
-                    && field("member_id").is_some()
-                    && field("member_id") == field("leader")
+                let status = member.status();
+                if status.contains_key("member_id")
+                    && status.get("member_id") == status.get("leader")
                 {
                     return position;
                 }
@@ -304,6 +318,21 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for member in self.members.iter_mut() {
             member.kill();
+        }
+        if std::thread::panicking() {
+            // A failed test shows what the members logged: CI keeps nothing else of them.
+            for member in &self.members {
+                let text = member.log_text();
+                let tail: Vec<&str> = text.lines().rev().take(LOG_TAIL_LINES).collect();
+                eprintln!(
+                    "--- member {} log, last {} lines ---",
+                    member.index,
+                    tail.len()
+                );
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
         }
         self.proxy.stop();
     }
