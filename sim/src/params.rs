@@ -4,6 +4,7 @@
 use crate::fault_kind::{FaultKind, ALL_FAULTS};
 use crate::scenario::Scenario;
 use crate::seeds::Stream;
+use cairn::io::planted::PlantedBug;
 use rand::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +64,8 @@ pub struct Params {
     /// `--disk-reserve-bytes` of every member (0: none), so a full disk meets both the
     /// released reserve and, once that is used up, writers waiting for room.
     pub disk_reserve_bytes: u64,
+    /// A bug planted in the members' code (not drawn: only a scenario or flag plants one).
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Params {
@@ -163,6 +166,7 @@ impl Params {
             disk_reserve_bytes: scenario
                 .disk_reserve_bytes
                 .unwrap_or_else(|| [0, 512, 4096, 65_536][random.gen_range(0..4)]),
+            planted_bug: scenario.planted_bug.as_deref().and_then(PlantedBug::parse),
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Scenario {
     /// Checkers to run by name (default: all of `check::CHECKERS`). A member that panics
     /// always fails the run.
     pub checkers: Option<Vec<String>>,
+    /// A bug planted in the members' code by name (`cairn::io::planted`).
+    pub planted_bug: Option<String>,
 }
 
 impl Scenario {
@@ -64,6 +66,11 @@ impl Scenario {
                 if crate::fault_kind::FaultKind::parse(name).is_none() {
                     return Err(format!("{}: unknown fault kind {name:?}", path.display()));
                 }
+            }
+        }
+        if let Some(name) = &scenario.planted_bug {
+            if cairn::io::planted::PlantedBug::parse(name).is_none() {
+                return Err(format!("{}: unknown planted bug {name:?}", path.display()));
             }
         }
         for name in scenario.checkers.iter().flatten() {

@@ -53,6 +53,8 @@ pub fn run(params: &Params) -> Outcome {
 }
 
 async fn simulate(params: Params) -> Outcome {
+    // Before any member starts: they all run on this thread.
+    cairn::io::planted::plant(params.planted_bug);
     let handle = Handle::current();
     let settings = MemberSettings {
         members: params.members as u8,

@@ -4,6 +4,7 @@ use super::command::*;
 use super::txn::{self, ReadOnlyTxn};
 use crate::auth::AuthStore;
 use crate::base::{EtcdError, KeyRange, LeaseId};
+use crate::io::planted::{planted, PlantedBug};
 use crate::lease::LeaseTable;
 use crate::mvcc::{Store, WriteTxn};
 use serde::{Deserialize, Serialize};
@@ -266,7 +267,10 @@ impl StateMachine {
 
     /// Revokes a lease and deletes its keys, all in one revision.
     fn revoke(&mut self, id: LeaseId) -> Result<(), EtcdError> {
-        let keys = self.leases.revoke(id)?;
+        let mut keys = self.leases.revoke(id)?;
+        if planted(PlantedBug::RevokeSkipsLastKey) {
+            keys.remove_max();
+        }
         let mut write = self.store.write();
         for key in keys {
             write.delete_range(&KeyRange::single(key));

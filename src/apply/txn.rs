@@ -11,6 +11,7 @@ use super::command::{
     RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::base::{Bytes, EtcdError, KeyRange, LeaseId, Limits, Revision};
+use crate::io::planted::{planted, PlantedBug};
 use crate::lease::LeaseTable;
 use crate::mvcc::{KeyValue, Store, WriteTxn};
 use std::collections::BTreeSet;
@@ -209,6 +210,9 @@ fn compare_one(kv: &KeyValue, compare: &Compare) -> bool {
     let ordering = match &compare.target {
         CompareTarget::Version(version) => kv.version.cmp(version),
         CompareTarget::Create(revision) => kv.create_revision.cmp(revision),
+        CompareTarget::Mod(revision) if planted(PlantedBug::TxnCompareModReadsCreate) => {
+            kv.create_revision.cmp(revision)
+        }
         CompareTarget::Mod(revision) => kv.mod_revision.cmp(revision),
         CompareTarget::Value(value) => kv.value.as_ref().cmp(value.as_ref()),
         CompareTarget::Lease(lease) => kv.lease.cmp(lease),

@@ -11,6 +11,7 @@ mod disk_memory;
 mod disk_os;
 pub mod http2_authority;
 pub mod jwt;
+pub mod planted;
 pub mod process;
 pub mod runtime;
 pub mod tls;

@@ -9,6 +9,7 @@ use super::peer::{KeepAlive, TimeToLive};
 use crate::apply::{Command, LeaseCheckpoint};
 use crate::base::{EtcdError, LeaseId};
 use crate::io::clock;
+use crate::io::planted::{planted, PlantedBug};
 use crate::lease::ExpiryQueue;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,7 +202,9 @@ impl Lessor {
                 !expired
             };
             if renewed {
-                if lease.remaining_ttl_seconds > 0 {
+                if lease.remaining_ttl_seconds > 0
+                    && !planted(PlantedBug::RenewalKeepsStaleCheckpoint)
+                {
                     // The replicated checkpoint still holds the shorter remaining TTL; a new
                     // leader would restore the lease with it and expire it early. Clear it
                     // before answering, so the renewal survives a leader change.

@@ -6,6 +6,7 @@ use super::persisted::{self, DiskLogId, DiskVote};
 use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::base::metrics::Metrics;
 use crate::io;
+use crate::io::planted::{planted, PlantedBug};
 use crate::storage::wal::{Record, RecordKind, Wal};
 use crate::storage::{codec, next_retry_interval, DiskSpace, StorageError};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -74,6 +75,9 @@ pub(super) fn replay(records: Vec<Record>) -> Result<InMemoryLog, crate::storage
             }
             RecordKind::Header => {}
         }
+    }
+    if planted(PlantedBug::WalReplayDropsNewestEntry) {
+        state.entries.pop_last();
     }
     Ok(state)
 }
@@ -389,7 +393,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// entry of its own term before serving reads.
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<u64>>> {
         Ok(self.state.lock().unwrap().vote.map(|vote| Vote {
-            committed: false,
+            committed: planted(PlantedBug::RestartedVoteStaysCommitted) && vote.committed,
             ..vote
         }))
     }

@@ -418,15 +418,11 @@ async fn send_heartbeats(raft: Raft<TypeConfig>, interval: Duration) {
 /// (CheckQuorum); openraft's stay leader. A leader that has heard from no quorum for that
 /// long is reported leaderless, so requests, health checks and `hasleader` streams on an
 /// isolated leader see what they see on etcd's.
-///
-/// A leader no quorum has acknowledged yet in its term counts as one that lost it: openraft
-/// restores a member that led before a restart as leader of its old term at once, and it
-/// must not report itself leader (nor take writes) until the others have answered it.
 fn quorum_lost(metrics: &RaftMetrics<u64, MemberNode>, election_timeout_ms: u64) -> bool {
     metrics.state == ServerState::Leader
         && metrics
             .millis_since_quorum_ack
-            .is_none_or(|millis| millis > election_timeout_ms)
+            .is_some_and(|millis| millis > election_timeout_ms)
 }
 
 /// The leader this member reports: raft's, unless this member is a leader that lost its

@@ -8,7 +8,8 @@
 //! So raft's own election timer is off (`enable_elect: false` in `node.rs`) and
 //! `campaign_when_leader_silent` campaigns instead, after a randomized election timeout
 //! without a leader, and only once voters forming a quorum say they would vote for this
-//! member's log and have not heard from a leader for an election timeout themselves. A
+//! member's log and have not heard from a leader for an election timeout themselves (a
+//! leader: from no quorum). While it asks, it reports no leader, as etcd's pre-candidate. A
 //! pre-vote changes no term and no vote, so asking is harmless. Leadership transfer still
 //! campaigns at once (`Campaign`), as etcd's forced campaign does.
 

@@ -11,6 +11,7 @@ use super::types::TypeConfig;
 use crate::apply::{Applied, Command, Outcome};
 use crate::base::limits::{BATCH_COMMANDS_MAX, COMMAND_BYTES_MAX};
 use crate::base::EtcdError;
+use crate::io::planted::{planted, PlantedBug};
 use crate::storage::codec;
 use openraft::Raft;
 use tokio::sync::{mpsc, oneshot};
@@ -133,9 +134,12 @@ where
         .unzip();
     match write(raft.clone(), Command::Batch(commands)).await {
         Ok(Applied {
-            result: Ok(Outcome::Batch(outcomes)),
+            result: Ok(Outcome::Batch(mut outcomes)),
             ..
         }) => {
+            if planted(PlantedBug::BatchAnswersOutOfOrder) {
+                outcomes.reverse();
+            }
             assert_eq!(
                 outcomes.len(),
                 replies.len(),

@@ -5,6 +5,7 @@
 //! canceled with `compact_revision` as etcd does. Pure: the api layer drives it.
 
 use crate::base::{KeyRange, Revision};
+use crate::io::planted::{planted, PlantedBug};
 use crate::mvcc::{Event, EventKind, Store};
 use std::collections::BTreeMap;
 
@@ -103,6 +104,8 @@ impl WatchStream {
         // it (a fresh store's is -1), as etcd's is; otherwise it starts from now (`poll`).
         let next_revision = if spec.start_revision == 0 {
             current_revision + 1
+        } else if planted(PlantedBug::WatchStartsAfterStartRevision) {
+            spec.start_revision + 1
         } else {
             spec.start_revision
         };
@@ -178,6 +181,9 @@ impl WatchStream {
                 EventKind::Put => !spec.filter_put,
                 EventKind::Delete => !spec.filter_delete,
             });
+            if planted(PlantedBug::WatchBatchEndExclusive) && covered > watcher.next_revision {
+                events.retain(|event| event.kv.mod_revision < covered);
+            }
             watcher.next_revision = covered + 1;
             if !events.is_empty() {
                 outputs.push(WatchOutput::Events {

@@ -37,6 +37,9 @@ pub fn run_child(
     if setup.serializable_recorded_as_linearizable {
         command.arg("--serializable-recorded-as-linearizable");
     }
+    if let Some(name) = &setup.planted_bug {
+        command.arg("--planted-bug").arg(name);
+    }
     let output = run_with_timeout(command, &trace_file.with_extension("out"), timeout)
         .map_err(|error| format!("seed {seed}: {error}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -5,6 +5,7 @@ mod child;
 mod report;
 mod sweep;
 
+use cairn::io::planted::PlantedBug;
 use cairn_sim::params::Params;
 use cairn_sim::scenario::Scenario;
 use cairn_sim::simulation;
@@ -82,6 +83,20 @@ pub struct Setup {
     /// A deliberately wrong workload that records serializable reads as linearizable.
     #[arg(long)]
     pub serializable_recorded_as_linearizable: bool,
+    /// A bug planted in the members' code (`cairn::io::planted`), e.g.
+    /// watch-batch-end-exclusive: the sweep must catch it.
+    #[arg(long, value_parser = parse_planted_bug)]
+    pub planted_bug: Option<String>,
+}
+
+fn parse_planted_bug(name: &str) -> Result<String, String> {
+    match PlantedBug::parse(name) {
+        Some(_) => Ok(name.to_string()),
+        None => Err(format!(
+            "unknown planted bug {name:?} (known: {})",
+            PlantedBug::ALL.map(PlantedBug::name).join(", ")
+        )),
+    }
 }
 
 impl Setup {
@@ -96,6 +111,9 @@ impl Setup {
         if self.serializable_recorded_as_linearizable {
             scenario.serializable_recorded_as_linearizable = Some(true);
         }
+        if let Some(name) = &self.planted_bug {
+            scenario.planted_bug = Some(name.clone());
+        }
         Ok(scenario)
     }
 
@@ -109,6 +127,9 @@ impl Setup {
         }
         if self.serializable_recorded_as_linearizable {
             command += " --serializable-recorded-as-linearizable";
+        }
+        if let Some(name) = &self.planted_bug {
+            command += &format!(" --planted-bug {name}");
         }
         command
     }
