@@ -6,6 +6,7 @@
 
 use cairn::api::pb::etcdserverpb::{
     kv_client::KvClient, maintenance_client::MaintenanceClient, PutRequest, StatusRequest,
+    StatusResponse,
 };
 use cairn_sim::member::{client_url, start_member, MemberSettings, SimMember};
 use madsim::runtime::{Handle, NodeHandle};
@@ -31,13 +32,17 @@ async fn channel(index: u8) -> Channel {
     panic!("member {index} never accepted a connection");
 }
 
-/// (leader, term) as member `index` reports them.
-async fn leader_and_term(index: u8) -> (u64, u64) {
-    let status = MaintenanceClient::new(channel(index).await)
+async fn status(index: u8) -> StatusResponse {
+    MaintenanceClient::new(channel(index).await)
         .status(StatusRequest {})
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+/// (leader, term) as member `index` reports them.
+async fn leader_and_term(index: u8) -> (u64, u64) {
+    let status = status(index).await;
     (status.leader, status.raft_term)
 }
 
@@ -84,12 +89,7 @@ async fn settled(client: &NodeHandle) -> (u8, u64, u8) {
             put_eventually(1, "settled").await;
             let (leader_id, term) = leader_and_term(1).await;
             for index in 1..=3u8 {
-                let status = MaintenanceClient::new(channel(index).await)
-                    .status(StatusRequest {})
-                    .await
-                    .unwrap()
-                    .into_inner();
-                if status.header.unwrap().member_id == leader_id {
+                if status(index).await.header.unwrap().member_id == leader_id {
                     return (index, term, index % 3 + 1);
                 }
             }

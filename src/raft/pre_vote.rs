@@ -167,7 +167,8 @@ impl RaftNode {
     pub(super) fn answer_pre_vote(&self, last_log_id: Option<LogId<MemberId>>) -> bool {
         let timeout_ms = self.config().election_timeout_ms;
         let in_lease = {
-            let metrics = self.raft().metrics().borrow().clone();
+            let metrics = self.raft().metrics();
+            let metrics = metrics.borrow();
             match metrics.state {
                 ServerState::Leader => metrics
                     .millis_since_quorum_ack
