@@ -1,7 +1,9 @@
 //! The kinds of fault a run can inject, in both worlds (the simulator's `faults.rs`, real
 //! clusters' `real/faults.rs`), named in scenarios by their variant names.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Written in scenario files in kebab case (`disk-full`); `parse` also takes other spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Random halves (including even splits such as 2|2 and 3|3).
     Partition,
@@ -52,6 +54,18 @@ pub const ALL_FAULTS: [FaultKind; 14] = [
 ];
 
 impl FaultKind {
+    /// The name scenarios use: `disk-full`.
+    pub fn name(self) -> String {
+        let mut name = String::new();
+        for (position, letter) in format!("{self:?}").chars().enumerate() {
+            if letter.is_uppercase() && position > 0 {
+                name.push('-');
+            }
+            name.push(letter.to_ascii_lowercase());
+        }
+        name
+    }
+
     pub fn parse(name: &str) -> Option<FaultKind> {
         ALL_FAULTS
             .into_iter()

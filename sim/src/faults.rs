@@ -1,14 +1,17 @@
-//! Fault injection on a running cluster. One fault at a time: applied, held for a while,
-//! healed. `heal_everything` undoes every kind, restarting members that are down, so the
-//! checkers can look at a cluster whose faults have stopped.
+//! Fault injection on a running cluster. Faults of a round may overlap (a member killed
+//! while another's disk is full and the network is split); healing undoes every kind,
+//! restarting members that are down, so the checkers can look at a cluster whose faults
+//! have stopped.
 
 use crate::fault_kind::FaultKind;
 use crate::member::{client_urls, SimMember};
 use crate::membership::{self, Replacement};
 use crate::operator::{find_leader, transfer_leadership};
+use crate::schedule::Injector;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
+use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::time::Duration;
@@ -59,14 +62,10 @@ impl<'a> Faults<'a> {
             self.clog_both(victim, other);
         }
     }
+}
 
-    /// Applies one fault of `kind`; returns a description for the trace, or what the
-    /// cluster failed to do (a fault that is an operator's request to a healed cluster).
-    pub async fn apply(
-        &mut self,
-        kind: FaultKind,
-        random: &mut impl Rng,
-    ) -> Result<String, String> {
+impl Injector for Faults<'_> {
+    async fn apply(&mut self, kind: FaultKind, random: &mut SmallRng) -> Result<String, String> {
         if kind == FaultKind::Isolate && self.members.len() > 1 && random.gen_bool(0.5) {
             // Half the isolations cut off whoever leads now: the stale-leader case.
             let members = self.members.len();
@@ -93,6 +92,12 @@ impl<'a> Faults<'a> {
         Ok(self.apply_now(kind, random))
     }
 
+    async fn heal_everything(&mut self) -> String {
+        self.heal()
+    }
+}
+
+impl Faults<'_> {
     fn apply_now(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
         let count = self.members.len();
         let mut order: Vec<usize> = (0..count).collect();
@@ -216,7 +221,7 @@ impl<'a> Faults<'a> {
 
     /// Undoes every fault: network restored, paused members resumed, disks given space and
     /// working fsync, and every member that is down or whose raft stopped restarted.
-    pub fn heal_everything(&mut self) -> String {
+    pub fn heal(&mut self) -> String {
         let net = NetSim::current();
         for (from, to) in self.state.clogged_links.drain(..) {
             net.unclog_link(self.members[from].node.id(), self.members[to].node.id());

@@ -20,7 +20,9 @@ pub mod params;
 pub mod real;
 pub mod recorder;
 pub mod scenario;
+pub mod schedule;
 pub mod seeds;
+pub mod shrink;
 #[cfg(madsim)]
 pub mod simulation;
 pub mod workload;

@@ -3,6 +3,7 @@
 
 use crate::fault_kind::{FaultKind, ALL_FAULTS};
 use crate::scenario::Scenario;
+use crate::schedule::{self, FaultRound, ScheduleShape};
 use crate::seeds::Stream;
 use cairn::io::planted::PlantedBug;
 use rand::Rng;
@@ -66,6 +67,10 @@ pub struct Params {
     pub disk_reserve_bytes: u64,
     /// A bug planted in the members' code (not drawn: only a scenario or flag plants one).
     pub planted_bug: Option<PlantedBug>,
+    /// Faults applied together in one round at most (swarm testing: 2 or 3 overlap).
+    pub overlapping_faults_max: usize,
+    /// The rounds of faults, drawn from the fault stream unless the scenario lists them.
+    pub fault_schedule: Vec<FaultRound>,
 }
 
 impl Params {
@@ -87,7 +92,7 @@ impl Params {
                 .filter(|_| random.gen_bool(0.6))
                 .collect(),
         };
-        Params {
+        let mut params = Params {
             seed,
             members: scenario.members.unwrap_or_else(|| random.gen_range(1..=7)),
             heartbeat_interval_ms,
@@ -167,6 +172,69 @@ impl Params {
                 .disk_reserve_bytes
                 .unwrap_or_else(|| [0, 512, 4096, 65_536][random.gen_range(0..4)]),
             planted_bug: scenario.planted_bug.as_deref().and_then(PlantedBug::parse),
+            overlapping_faults_max: scenario
+                .overlapping_faults_max
+                .unwrap_or_else(|| random.gen_range(1..=3)),
+            fault_schedule: Vec::new(),
+        };
+        params.fault_schedule = match &scenario.fault_schedule {
+            Some(rounds) => rounds.clone(),
+            None => schedule::draw(
+                seed,
+                &ScheduleShape {
+                    faults: &params.faults,
+                    fault_phase_ms: params.fault_phase_ms,
+                    fault_interval_ms: params.fault_interval_ms,
+                    fault_duration_max_ms: params.fault_duration_max_ms,
+                    overlapping_faults_max: params.overlapping_faults_max,
+                },
+            ),
+        };
+        params
+    }
+
+    /// A scenario that fixes every parameter to this run's, so the seed replays the same run
+    /// from it (what `cairn-sim shrink` edits and prints).
+    pub fn as_scenario(&self) -> Scenario {
+        Scenario {
+            description: None,
+            seeds: Some(vec![self.seed]),
+            members: Some(self.members),
+            heartbeat_interval_ms: Some(self.heartbeat_interval_ms),
+            election_timeout_ms: Some(self.election_timeout_ms),
+            snapshot_count: Some(self.snapshot_count),
+            fault_phase_ms: Some(self.fault_phase_ms),
+            faults: Some(self.faults.iter().map(|kind| kind.name()).collect()),
+            fault_interval_ms: Some(self.fault_interval_ms),
+            fault_duration_max_ms: Some(self.fault_duration_max_ms),
+            overlapping_faults_max: Some(self.overlapping_faults_max),
+            fault_schedule: Some(self.fault_schedule.clone()),
+            clients: Some(self.clients),
+            keys: Some(self.keys),
+            gets_percent: Some(self.gets_percent),
+            serializable_gets_percent: Some(self.serializable_gets_percent),
+            deletes_percent: Some(self.deletes_percent),
+            compare_and_swaps_percent: Some(self.compare_and_swaps_percent),
+            ranges_percent: Some(self.ranges_percent),
+            watchers: Some(self.watchers),
+            lease_clients: Some(self.lease_clients),
+            compactions: Some(self.compactions),
+            unsafe_no_fsync: Some(self.unsafe_no_fsync),
+            serializable_recorded_as_linearizable: Some(self.serializable_recorded_as_linearizable),
+            fsync_latency_ms: Some(self.fsync_latency_ms),
+            lease_ttl_seconds: Some(self.lease_ttl_seconds),
+            lease_checkpoint_interval_ms: Some(self.lease_checkpoint_interval_ms),
+            proposal_batch_bytes: Some(self.proposal_batch_bytes),
+            disk_reserve_bytes: Some(self.disk_reserve_bytes),
+            value_padding_bytes: Some(self.value_padding_bytes),
+            lease_renewal_percent: Some(self.lease_renewal_percent),
+            keepalives_dropped_recorded_as_acknowledged: Some(
+                self.keepalives_dropped_recorded_as_acknowledged,
+            ),
+            auth_clients: Some(self.auth_clients),
+            auth_denials_recorded_as_allowed: Some(self.auth_denials_recorded_as_allowed),
+            checkers: Some(self.checkers.clone()),
+            planted_bug: self.planted_bug.map(|bug| bug.name().to_string()),
         }
     }
 
@@ -193,5 +261,23 @@ impl Params {
 
     pub fn recovery_bound_ms(&self) -> u64 {
         10 * self.election_timeout_ms + 10_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_fixed_as_a_scenario_draws_the_same_parameters_back() {
+        for seed in 1..40 {
+            let drawn = Params::draw(seed, &Scenario::default());
+            let scenario = drawn.as_scenario();
+            assert_eq!(Params::draw(seed, &scenario), drawn, "seed {seed}");
+            // And through the file a shrink prints.
+            let text = toml::to_string(&scenario).unwrap();
+            let read: Scenario = toml::from_str(&text).unwrap();
+            assert_eq!(Params::draw(seed, &read), drawn, "seed {seed}:\n{text}");
+        }
     }
 }

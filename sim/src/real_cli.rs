@@ -142,6 +142,14 @@ fn real_scenario(
         supported
     });
     scenario.faults = Some(kinds.iter().map(|kind| format!("{kind:?}")).collect());
+    if let Some(rounds) = &mut scenario.fault_schedule {
+        for round in rounds {
+            round.faults.retain(|fault| kinds.contains(&fault.kind));
+        }
+    }
+    // One fault at a time unless the scenario asks for overlap: real clusters take seconds
+    // per restart, and CI runs only a few real seeds.
+    scenario.overlapping_faults_max.get_or_insert(1);
     if arguments.serializable_recorded_as_linearizable {
         scenario.serializable_recorded_as_linearizable = Some(true);
     }

@@ -1,10 +1,11 @@
 //! Scenario files (`scenarios/*.toml`): any parameter set here is fixed; the rest is drawn
 //! from the seed. Regression files also name the seeds that once failed.
 
-use serde::Deserialize;
+use crate::schedule::FaultRound;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// What the scenario exercises (shown in reports).
@@ -22,6 +23,11 @@ pub struct Scenario {
     pub faults: Option<Vec<String>>,
     pub fault_interval_ms: Option<u64>,
     pub fault_duration_max_ms: Option<u64>,
+    /// Faults applied together in one round at most (1: one at a time; drawn from 1 to 3).
+    pub overlapping_faults_max: Option<usize>,
+    /// The rounds of faults themselves (`[[fault_schedule]]` tables, as `cairn-sim shrink`
+    /// prints them); when set, `faults`, the interval and the durations are not used.
+    pub fault_schedule: Option<Vec<FaultRound>>,
     pub clients: Option<usize>,
     pub keys: Option<usize>,
     pub gets_percent: Option<u32>,

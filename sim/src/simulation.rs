@@ -9,10 +9,9 @@ pub use crate::outcome::Outcome;
 use crate::outcome::{conclude, fnv1a};
 use crate::params::Params;
 use crate::recorder::{now_ms, Recorder};
-use crate::seeds::Stream;
+use crate::schedule;
 use crate::workload;
 use madsim::runtime::{Handle, Runtime};
-use rand::Rng;
 use std::time::Duration;
 
 /// Simulated time a run may take at most before it is declared hung.
@@ -88,36 +87,8 @@ async fn simulate(params: Params) -> Outcome {
     }
     let operator = client_node("operator".to_string());
     let mut faults = Faults::new(&handle, &members, operator);
-    let mut random = Stream::Faults.random(params.seed);
-    if !params.faults.is_empty() {
-        while now_ms(&recorder) + params.fault_interval_ms < stop_ms {
-            madsim::time::sleep(Duration::from_millis(
-                random.gen_range(params.fault_interval_ms / 2..=params.fault_interval_ms),
-            ))
-            .await;
-            let kind = params.faults[random.gen_range(0..params.faults.len())];
-            match faults.apply(kind, &mut random).await {
-                Ok(description) => recorder
-                    .lock()
-                    .unwrap()
-                    .note(format!("fault {description}")),
-                Err(failure) => {
-                    let mut recorder = recorder.lock().unwrap();
-                    recorder.note(format!("fault failed: {failure}"));
-                    recorder.history.stalled_changes.push(failure);
-                }
-            }
-            madsim::time::sleep(Duration::from_millis(
-                random.gen_range(100..=params.fault_duration_max_ms),
-            ))
-            .await;
-            let healed = faults.heal_everything();
-            recorder.lock().unwrap().note(healed);
-        }
-    }
-    let remaining = stop_ms.saturating_sub(now_ms(&recorder));
-    madsim::time::sleep(Duration::from_millis(remaining)).await;
-    let healed = faults.heal_everything();
+    schedule::play(&params.fault_schedule, &mut faults, &recorder, stop_ms).await;
+    let healed = faults.heal();
     let faults_end_ms = now_ms(&recorder);
     recorder
         .lock()

@@ -3,6 +3,7 @@
 
 mod child;
 mod report;
+mod shrink;
 mod sweep;
 
 use cairn::io::planted::PlantedBug;
@@ -11,6 +12,7 @@ use cairn_sim::scenario::Scenario;
 use cairn_sim::simulation;
 use clap::{Args, Parser, Subcommand};
 use report::RunReport;
+use shrink::{shrink_seed, ShrinkPlan};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use sweep::{regressions, sweep, Plan};
@@ -56,6 +58,28 @@ enum Command {
         seed_timeout_s: u64,
         #[command(flatten)]
         setup: Setup,
+    },
+    /// Search for a smaller run of a failing seed that still fails the same checker (fewer
+    /// faults, a shorter fault phase, fewer clients, features off); print it as a scenario.
+    Shrink {
+        #[arg(long)]
+        seed: u64,
+        #[command(flatten)]
+        setup: Setup,
+        /// The checker the smaller run must fail (default: the first the seed fails).
+        #[arg(long)]
+        checker: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Candidate runs tried at most.
+        #[arg(long, default_value_t = 120)]
+        runs_max: usize,
+        /// As for sweep.
+        #[arg(long, default_value_t = DEFAULT_SEED_TIMEOUT_S)]
+        seed_timeout_s: u64,
+        /// Also write the shrunk scenario to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Run every scenario in a directory of regressions with the seeds it lists.
     Regressions {
@@ -172,6 +196,23 @@ pub fn main() -> i32 {
                 seed_timeout: Duration::from_secs(seed_timeout_s),
             };
             sweep(&seeds, jobs, &plan)
+        }),
+        Command::Shrink {
+            seed,
+            setup,
+            checker,
+            jobs,
+            runs_max,
+            seed_timeout_s,
+            output,
+        } => shrink_seed(&ShrinkPlan {
+            seed,
+            setup,
+            checker,
+            jobs,
+            runs_max,
+            seed_timeout: Duration::from_secs(seed_timeout_s),
+            output,
         }),
         Command::Regressions {
             dir,

@@ -6,6 +6,8 @@ use super::cluster::RealCluster;
 use super::proxy::SharedLinks;
 use crate::fault_kind::FaultKind;
 use crate::operator::{find_leader, transfer_leadership};
+use crate::schedule::Injector;
+use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -56,7 +58,7 @@ impl<'a> RealFaults<'a> {
         }
     }
 
-    pub async fn apply(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
+    async fn apply_now(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
         let count = self.cluster.members.len();
         let mut order: Vec<usize> = (0..count).collect();
         order.shuffle(random);
@@ -145,7 +147,7 @@ impl<'a> RealFaults<'a> {
     }
 
     /// Undoes every fault and restarts every member that is down.
-    pub async fn heal_everything(&mut self) -> String {
+    pub async fn heal(&mut self) -> String {
         self.links.lock().unwrap().heal();
         for index in 0..self.cluster.members.len() {
             self.cluster.resume(index);
@@ -180,4 +182,14 @@ fn numbered(members: &[usize]) -> Vec<String> {
         .iter()
         .map(|member| format!("member-{member}"))
         .collect()
+}
+
+impl Injector for RealFaults<'_> {
+    async fn apply(&mut self, kind: FaultKind, random: &mut SmallRng) -> Result<String, String> {
+        Ok(self.apply_now(kind, random).await)
+    }
+
+    async fn heal_everything(&mut self) -> String {
+        self.heal().await
+    }
 }

@@ -14,13 +14,12 @@ use crate::observe::observe_final_state;
 use crate::outcome::{conclude, fnv1a, Outcome};
 use crate::params::Params;
 use crate::recorder::{now_ms, Recorder};
-use crate::seeds::Stream;
+use crate::schedule;
 use crate::workload::{self, channels};
 use cairn::api::pb::etcdserverpb::{maintenance_client::MaintenanceClient, StatusRequest};
 use cluster::{ClusterOptions, RealCluster};
 use faults::RealFaults;
 use proxy::Links;
-use rand::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -88,27 +87,8 @@ async fn exercise(
         .map(|(_, actor)| tokio::spawn(actor))
         .collect();
     let mut faults = RealFaults::new(cluster, links);
-    let mut random = Stream::Faults.random(params.seed);
-    if !params.faults.is_empty() {
-        while now_ms(&recorder) + params.fault_interval_ms < stop_ms {
-            let pause_ms =
-                random.gen_range(params.fault_interval_ms / 2..=params.fault_interval_ms);
-            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-            let kind = params.faults[random.gen_range(0..params.faults.len())];
-            let description = faults.apply(kind, &mut random).await;
-            recorder
-                .lock()
-                .unwrap()
-                .note(format!("fault {description}"));
-            let held_ms = random.gen_range(100..=params.fault_duration_max_ms);
-            tokio::time::sleep(Duration::from_millis(held_ms)).await;
-            let healed = faults.heal_everything().await;
-            recorder.lock().unwrap().note(healed);
-        }
-    }
-    let remaining_ms = stop_ms.saturating_sub(now_ms(&recorder));
-    tokio::time::sleep(Duration::from_millis(remaining_ms)).await;
-    let healed = faults.heal_everything().await;
+    schedule::play(&params.fault_schedule, &mut faults, &recorder, stop_ms).await;
+    let healed = faults.heal().await;
     let faults_end_ms = now_ms(&recorder);
     recorder
         .lock()
