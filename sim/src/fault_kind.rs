@@ -2,7 +2,9 @@
 //! clusters' `real/faults.rs`), named in scenarios by their variant names.
 
 /// Written in scenario files in kebab case (`disk-full`); `parse` also takes other spellings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
     /// Random halves (including even splits such as 2|2 and 3|3).

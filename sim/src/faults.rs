@@ -8,6 +8,7 @@ use crate::member::{client_urls, SimMember};
 use crate::membership::{self, Replacement};
 use crate::operator::{find_leader, transfer_leadership};
 use crate::schedule::Injector;
+use cairn::io::coverage::MemberState;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -38,6 +39,8 @@ pub struct Faults<'a> {
     pub state: FaultState,
     /// A client node for faults that are requests (leader transfer).
     operator: NodeHandle,
+    /// A member replacement in flight (at most one), awaited when the round heals.
+    replacement: Option<madsim::task::JoinHandle<Result<String, String>>>,
 }
 
 impl<'a> Faults<'a> {
@@ -47,6 +50,7 @@ impl<'a> Faults<'a> {
             members,
             state: FaultState::default(),
             operator,
+            replacement: None,
         }
     }
 
@@ -81,19 +85,39 @@ impl Injector for Faults<'_> {
             }
         }
         if kind == FaultKind::MemberReplace && self.members.len() > 1 {
-            let victim = &self.members[random.gen_range(0..self.members.len())];
-            let replacement = Replacement::of(self.handle, victim, self.members.len());
-            return self
-                .operator
-                .spawn(membership::replace(replacement))
-                .await
-                .expect("operator task");
+            if self.replacement.is_some() {
+                return Ok("member replacement skipped: one is in flight".to_string());
+            }
+            let victim = random.gen_range(0..self.members.len());
+            let replacement =
+                Replacement::of(self.handle, &self.members[victim], self.members.len());
+            // It runs while the round's other faults strike (the learner catching up, the
+            // joint configuration in force); healing waits for it to finish.
+            self.replacement = Some(self.operator.spawn(membership::replace(replacement)));
+            return Ok(format!("member-{} replacement started", victim + 1));
         }
         Ok(self.apply_now(kind, random))
     }
 
-    async fn heal_everything(&mut self) -> String {
-        self.heal()
+    async fn heal_everything(&mut self) -> Result<String, String> {
+        let healed = self.heal();
+        match self.replacement.take() {
+            None => Ok(healed),
+            Some(replacement) => {
+                let replaced = replacement.await.expect("operator task")?;
+                Ok(format!("{healed}; {replaced}"))
+            }
+        }
+    }
+
+    fn member_states(&self) -> Vec<MemberState> {
+        let mut states: Vec<MemberState> = (0..self.members.len())
+            .filter(|member| !self.state.killed.contains(member))
+            .flat_map(|member| cairn::io::coverage::states_of(self.members[member].node.id()))
+            .collect();
+        states.sort();
+        states.dedup();
+        states
     }
 }
 
@@ -268,9 +292,20 @@ impl Faults<'_> {
                 restart.push(broken);
             }
         }
+        for (member, sim_member) in self.members.iter().enumerate() {
+            let failed = std::mem::take(&mut sim_member.flags.lock().unwrap().start_failed);
+            if failed && !restart.contains(&member) {
+                restart.push(member);
+            }
+        }
         restart.sort();
         for member in &restart {
-            self.handle.restart(self.members[*member].node.id());
+            // Killed first, whether or not it is down: madsim's restart of a running node
+            // (one a member replacement restarted meanwhile) leaves its old sockets bound,
+            // and peers dialing it would be reset forever.
+            let node = self.members[*member].node.id();
+            self.handle.kill(node);
+            self.handle.restart(node);
         }
         format!("heal (restarted {:?})", indexes(&restart))
     }

@@ -4,6 +4,7 @@
 //! members needs `RUSTFLAGS="--cfg madsim"`.
 
 pub mod check;
+pub mod coverage;
 pub mod fault_kind;
 #[cfg(madsim)]
 pub mod faults;

@@ -75,6 +75,9 @@ pub struct MemberFlags {
     pub generation: u16,
     pub initial_cluster: String,
     pub initial_cluster_state: &'static str,
+    /// Its last start failed (a joining member that reached no peer, a full disk): it is
+    /// down until the next heal restarts it, as a supervisor would.
+    pub start_failed: bool,
 }
 
 impl MemberFlags {
@@ -142,6 +145,7 @@ pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> Si
         generation: 0,
         initial_cluster,
         initial_cluster_state: "new",
+        start_failed: false,
     }));
     let (node_disk, node_flags) = (disk.clone(), flags.clone());
     let node = handle
@@ -151,6 +155,7 @@ pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> Si
         .init(move || {
             let disk = node_disk.clone();
             let config = Config::parse_from(node_flags.lock().unwrap().arguments());
+            let flags = node_flags.clone();
             async move {
                 match server::start(&config, Arc::new(disk)).await {
                     Ok(mut member) => {
@@ -160,7 +165,10 @@ pub fn start_member(handle: &Handle, index: u8, settings: &MemberSettings) -> Si
                     }
                     // A member that cannot start (e.g. its disk is full) stays down until
                     // the simulator restarts it, as an operator would.
-                    Err(error) => tracing::warn!(%error, "member failed to start"),
+                    Err(error) => {
+                        tracing::warn!(%error, "member failed to start");
+                        flags.lock().unwrap().start_failed = true;
+                    }
                 }
             }
         })

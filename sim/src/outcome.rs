@@ -1,6 +1,7 @@
 //! What one run reports, in simulation or against real processes.
 
 use crate::check::{check_all, CheckOptions, Violation};
+use crate::coverage::Coverage;
 use crate::history::{FinalState, Millis};
 use crate::params::Params;
 use crate::recorder::Recorder;
@@ -12,6 +13,7 @@ pub struct Outcome {
     /// Simulated milliseconds (wall milliseconds for a run against real processes).
     pub simulated_ms: Millis,
     pub operations: usize,
+    pub coverage: Coverage,
 }
 
 /// The trace hash: FNV-1a over every traced line.
@@ -56,5 +58,6 @@ pub fn conclude(
         violations,
         simulated_ms: recorder.now_ms(),
         operations: recorder.history.operations.len(),
+        coverage: recorder.coverage.clone(),
     }
 }

@@ -1,6 +1,7 @@
 //! The shared record of a run: the history the checkers read and the trace of events in
 //! order (whose hash is the run's fingerprint).
 
+use crate::coverage::Coverage;
 use crate::history::{History, Millis};
 use std::sync::{Arc, Mutex};
 
@@ -9,6 +10,8 @@ pub struct Recorder {
     start: tokio::time::Instant,
     pub history: History,
     pub trace: Vec<String>,
+    /// Which fault kinds met which member states (not traced: it only reports).
+    pub coverage: Coverage,
 }
 
 pub type SharedRecorder = Arc<Mutex<Recorder>>;
@@ -19,6 +22,7 @@ impl Recorder {
             start: tokio::time::Instant::now(),
             history: History::default(),
             trace: Vec::new(),
+            coverage: Coverage::default(),
         }))
     }
 

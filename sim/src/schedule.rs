@@ -10,6 +10,7 @@
 use crate::fault_kind::FaultKind;
 use crate::recorder::{now_ms, SharedRecorder};
 use crate::seeds::Stream;
+use cairn::io::coverage::MemberState;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -124,8 +125,14 @@ pub trait Injector {
     /// Applies one fault; returns a description for the trace, or what the cluster failed
     /// to do (a fault that is an operator's request).
     async fn apply(&mut self, kind: FaultKind, random: &mut SmallRng) -> Result<String, String>;
-    /// Undoes every fault applied so far; returns a description for the trace.
-    async fn heal_everything(&mut self) -> String;
+    /// Undoes every fault applied so far and waits for what they set going (a member
+    /// replacement); returns a description for the trace, or what did not finish.
+    async fn heal_everything(&mut self) -> Result<String, String>;
+    /// The states the members that are up are in, for the coverage table (none known for
+    /// real processes).
+    fn member_states(&self) -> Vec<MemberState> {
+        Vec::new()
+    }
 }
 
 /// Plays the schedule's rounds until the faults stop at `stop_ms`, then waits until then.
@@ -144,24 +151,34 @@ pub async fn play(
         for fault in &round.faults {
             tokio::time::sleep(Duration::from_millis(fault.after_ms)).await;
             let mut random = SmallRng::seed_from_u64(fault.seed);
-            match injector.apply(fault.kind, &mut random).await {
-                Ok(description) => recorder
-                    .lock()
-                    .unwrap()
-                    .note(format!("fault {description}")),
-                Err(failure) => {
-                    let mut recorder = recorder.lock().unwrap();
-                    recorder.note(format!("fault failed: {failure}"));
-                    recorder.history.stalled_changes.push(failure);
-                }
+            let states = injector.member_states();
+            let applied = injector.apply(fault.kind, &mut random).await;
+            if applied.is_ok() {
+                recorder.lock().unwrap().coverage.count(fault.kind, &states);
             }
+            note(
+                recorder,
+                applied.map(|description| format!("fault {description}")),
+            );
         }
         tokio::time::sleep(Duration::from_millis(round.hold_ms)).await;
-        let healed = injector.heal_everything().await;
-        recorder.lock().unwrap().note(healed);
+        note(recorder, injector.heal_everything().await);
     }
     let remaining_ms = stop_ms.saturating_sub(now_ms(recorder));
     tokio::time::sleep(Duration::from_millis(remaining_ms)).await;
+}
+
+/// Traces what a fault or a heal did; what it failed to do is also a stalled change, which
+/// the liveness checker reports.
+fn note(recorder: &SharedRecorder, done: Result<String, String>) {
+    let mut recorder = recorder.lock().unwrap();
+    match done {
+        Ok(description) => recorder.note(description),
+        Err(failure) => {
+            recorder.note(format!("fault failed: {failure}"));
+            recorder.history.stalled_changes.push(failure);
+        }
+    }
 }
 
 /// The number of faults in a schedule.

@@ -47,6 +47,7 @@ pub fn run(params: &Params) -> Outcome {
             violations: vec![Violation::new("invariant", detail)],
             simulated_ms: 0,
             operations: 0,
+            coverage: Default::default(),
         }
     })
 }

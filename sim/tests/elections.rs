@@ -175,3 +175,31 @@ async fn a_follower_stalled_on_a_slow_disk_causes_no_election() {
     madsim::time::sleep(Duration::from_millis(3 * ELECTION_TIMEOUT_MS)).await;
     assert_unchanged(&client, leader, term).await;
 }
+
+/// What each member tells the simulator's coverage table (`cairn::io::coverage`): the
+/// leader and followers their roles, a follower cut off that it asks for pre-votes, and
+/// that it no longer does once it hears from the leader again.
+#[madsim::test]
+async fn members_tell_the_coverage_table_their_roles() {
+    use cairn::io::coverage::{states_of, MemberState};
+    let handle = Handle::current();
+    let members = three_members(&handle);
+    let client = client_node(&handle);
+    let (leader, _, follower) = settled(&client).await;
+    let states = |index: u8| states_of(members[usize::from(index) - 1].node.id());
+    assert_eq!(states(leader), vec![MemberState::Leader]);
+    assert_eq!(states(follower), vec![MemberState::Follower]);
+    let net = madsim::net::NetSim::current();
+    let cut = members[usize::from(follower) - 1].node.id();
+    net.clog_node(cut);
+    madsim::time::sleep(Duration::from_millis(4 * ELECTION_TIMEOUT_MS)).await;
+    assert!(
+        states(follower).contains(&MemberState::Candidate),
+        "{:?}",
+        states(follower)
+    );
+    net.unclog_node(cut);
+    madsim::time::sleep(Duration::from_millis(3 * ELECTION_TIMEOUT_MS)).await;
+    assert_eq!(states(follower), vec![MemberState::Follower]);
+    assert_eq!(states(leader), vec![MemberState::Leader]);
+}

@@ -6,6 +6,7 @@
 #[cfg(not(madsim))]
 pub mod client_connection;
 pub mod clock;
+pub mod coverage;
 pub mod disk;
 mod disk_memory;
 mod disk_os;

@@ -6,6 +6,7 @@ use super::members::MemberNode;
 use super::peer::{PeerRequest, PeerResponse};
 use super::types::TypeConfig;
 use crate::base::MemberId;
+use crate::io::coverage::{self, MemberState};
 use crate::storage::codec;
 use futures::future::BoxFuture;
 use openraft::error::{
@@ -139,10 +140,16 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         InstallSnapshotResponse<u64>,
         RPCError<u64, MemberNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        match self
+        // For the simulator's coverage table: sending until the last chunk is answered.
+        let last_chunk = request.done;
+        coverage::note(MemberState::SnapshotSending, true);
+        let answer = self
             .send(PeerRequest::InstallSnapshot(request), &option)
-            .await?
-        {
+            .await;
+        if last_chunk || answer.is_err() {
+            coverage::note(MemberState::SnapshotSending, false);
+        }
+        match answer? {
             PeerResponse::InstallSnapshot(result) => {
                 result.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
             }

@@ -507,6 +507,21 @@ async fn trigger_snapshots(raft: Raft<TypeConfig>, shared: Arc<SharedState>, sna
     }
 }
 
+/// Tells the simulator's coverage table this member's role and whether a membership change
+/// is in flight (nothing outside the simulator build).
+fn note_coverage(seen: &RaftMetrics<u64, MemberNode>) {
+    use crate::io::coverage::{self, MemberState};
+    coverage::note_role(match seen.state {
+        ServerState::Leader => Some(MemberState::Leader),
+        ServerState::Follower => Some(MemberState::Follower),
+        ServerState::Candidate => Some(MemberState::Candidate),
+        ServerState::Learner => Some(MemberState::Learner),
+        ServerState::Shutdown => None,
+    });
+    let joint = seen.membership_config.membership().get_joint_config().len() > 1;
+    coverage::note(MemberState::MembershipChanging, joint);
+}
+
 /// Counts each change to a known leader (etcd's `leader_changes_seen_total`): a member that
 /// loses its leader and then sees the same one again counts that too, as etcd does.
 async fn count_leader_changes(raft: Raft<TypeConfig>, metrics: Arc<Metrics>) {
@@ -515,6 +530,7 @@ async fn count_leader_changes(raft: Raft<TypeConfig>, metrics: Arc<Metrics>) {
     loop {
         let (now, term) = {
             let seen = changes.borrow_and_update();
+            note_coverage(&seen);
             (seen.current_leader, seen.current_term)
         };
         // Logged as etcd logs "elected leader" and "lost leader": an operator (or a failed

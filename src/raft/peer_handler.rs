@@ -9,6 +9,7 @@ use super::peer::{
     Campaign, ChangeMembers, ForwardRequest, ForwardResult, Forwarded, KeepAlive, PeerRequest,
     PeerResponse, Propose, ReadIndex, TimeToLive,
 };
+use crate::io::coverage::{self, MemberState};
 use crate::storage::codec;
 use std::future::Future;
 
@@ -57,7 +58,14 @@ impl PeerHandler {
             PeerRequest::Vote(request) => PeerResponse::Vote(raft.vote(request).await),
             PeerRequest::InstallSnapshot(request) => {
                 self.node.heard_from(&request.vote);
-                PeerResponse::InstallSnapshot(raft.install_snapshot(request).await)
+                // For the simulator's coverage table: receiving until the last chunk is in.
+                let last_chunk = request.done;
+                coverage::note(MemberState::SnapshotReceiving, true);
+                let answer = raft.install_snapshot(request).await;
+                if last_chunk || answer.is_err() {
+                    coverage::note(MemberState::SnapshotReceiving, false);
+                }
+                PeerResponse::InstallSnapshot(answer)
             }
             PeerRequest::PreVote { last_log_id } => {
                 PeerResponse::PreVote(self.node.answer_pre_vote(last_log_id))

@@ -18,6 +18,7 @@ use super::node::RaftNode;
 use super::peer::{PeerRequest, PeerResponse};
 use crate::base::MemberId;
 use crate::io::clock;
+use crate::io::coverage;
 use crate::io::runtime::random_bytes;
 use openraft::{LogId, ServerState, Vote};
 use std::collections::BTreeSet;
@@ -38,7 +39,9 @@ impl LeaderContact {
     fn record(&self, at_ms: u64) {
         self.newest_ms_plus_one
             .fetch_max(at_ms + 1, Ordering::Relaxed);
-        self.pre_candidate.store(false, Ordering::Relaxed);
+        if self.pre_candidate.swap(false, Ordering::Relaxed) {
+            coverage::note_pre_candidate(false);
+        }
     }
 
     /// True from this member's first pre-vote request until a leader is heard from again.
@@ -109,6 +112,7 @@ impl RaftNode {
             self.leader_contact()
                 .pre_candidate
                 .store(true, Ordering::Relaxed);
+            coverage::note_pre_candidate(true);
             if self.pre_vote_granted().await {
                 tracing::info!("a quorum granted this member's pre-vote; campaigning");
                 if self.raft().trigger().elect().await.is_err() {

@@ -169,6 +169,7 @@ async fn publish_attributes(node: RaftNode, name: String, client_urls: Vec<Strin
 
 /// Starts a member from flags on `disk`.
 pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, StartError> {
+    crate::io::coverage::member_started();
     let data_dir = DataDir::new(config.data_dir());
     disk.create_dir_all(&data_dir.member())
         .map_err(|source| StartError::DataDir {

@@ -8,6 +8,7 @@
 //! room and writes resume by themselves. If even the reserve is used up, writers wait and
 //! retry (`wait`): nothing is acknowledged before it is durable, and nothing is lost.
 
+use crate::io::coverage::{self, MemberState};
 use crate::io::Disk;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -70,6 +71,7 @@ impl DiskSpace {
         let mut slot = space.inner.reserve.lock().unwrap();
         if let Err(error) = reserve.create() {
             space.inner.released.store(true, Ordering::Release);
+            coverage::note(MemberState::NoSpace, true);
             tracing::error!(
                 %error,
                 path = %reserve.path.display(),
@@ -100,6 +102,7 @@ impl DiskSpace {
             return false;
         };
         self.inner.released.store(true, Ordering::Release);
+        coverage::note(MemberState::NoSpace, true);
         let dir = reserve.path.parent().unwrap_or(Path::new("."));
         let removed = reserve
             .disk
@@ -142,6 +145,7 @@ impl DiskSpace {
             return false;
         }
         self.inner.released.store(false, Ordering::Release);
+        coverage::note(MemberState::NoSpace, false);
         tracing::warn!(
             bytes = reserve.bytes,
             "the disk has room again: the reserve is back and writes resume"

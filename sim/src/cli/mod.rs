@@ -2,6 +2,7 @@
 //! process, see `child.rs`), run the `regressions` corpus.
 
 mod child;
+mod farm;
 mod report;
 mod shrink;
 mod sweep;
@@ -11,6 +12,7 @@ use cairn_sim::params::Params;
 use cairn_sim::scenario::Scenario;
 use cairn_sim::simulation;
 use clap::{Args, Parser, Subcommand};
+use farm::{farm, FarmPlan};
 use report::RunReport;
 use shrink::{shrink_seed, ShrinkPlan};
 use std::path::{Path, PathBuf};
@@ -80,6 +82,32 @@ enum Command {
         /// Also write the shrunk scenario to this file.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Run seeds for hours (or a range), resumably: a JSON line per seed in DIR/results.jsonl,
+    /// every failure shrunk into DIR/failures/seed-N.toml.
+    Farm {
+        /// A range like 1..200; without it, seeds from --first-seed on until --hours pass.
+        #[arg(long, required_unless_present = "hours")]
+        seeds: Option<String>,
+        #[arg(long)]
+        hours: Option<f64>,
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        #[arg(long, default_value = "farm")]
+        dir: PathBuf,
+        /// Run every seed twice and fail on the first event that differs.
+        #[arg(long)]
+        check_determinism: bool,
+        /// As for sweep.
+        #[arg(long, default_value_t = DEFAULT_SEED_TIMEOUT_S)]
+        seed_timeout_s: u64,
+        /// Candidate runs each failure's shrink may try.
+        #[arg(long, default_value_t = 60)]
+        shrink_runs_max: usize,
+        #[command(flatten)]
+        setup: Setup,
     },
     /// Run every scenario in a directory of regressions with the seeds it lists.
     Regressions {
@@ -214,6 +242,35 @@ pub fn main() -> i32 {
             seed_timeout: Duration::from_secs(seed_timeout_s),
             output,
         }),
+        Command::Farm {
+            seeds,
+            hours,
+            first_seed,
+            jobs,
+            dir,
+            check_determinism,
+            seed_timeout_s,
+            shrink_runs_max,
+            setup,
+        } => seeds
+            .as_deref()
+            .map(parse_seeds)
+            .transpose()
+            .and_then(|seeds| {
+                farm(&FarmPlan {
+                    plan: Plan {
+                        setup,
+                        check_determinism,
+                        seed_timeout: Duration::from_secs(seed_timeout_s),
+                    },
+                    seeds,
+                    hours,
+                    first_seed,
+                    jobs,
+                    dir,
+                    shrink_runs_max,
+                })
+            }),
         Command::Regressions {
             dir,
             jobs,

@@ -1,6 +1,7 @@
 //! What `cairn-sim run` prints at the end of a run, and how a sweep reads it back from a
 //! child process: one type does both, so the two cannot drift apart.
 
+use cairn_sim::coverage::Coverage;
 use cairn_sim::simulation::Outcome;
 
 /// The parts of a run's report a sweep needs.
@@ -11,6 +12,7 @@ pub struct RunReport {
     pub operations: usize,
     pub simulated_ms: u64,
     pub trace_hash: String,
+    pub coverage: Coverage,
 }
 
 impl RunReport {
@@ -24,6 +26,7 @@ impl RunReport {
             operations: outcome.operations,
             simulated_ms: outcome.simulated_ms,
             trace_hash: format!("{:016x}", outcome.trace_hash),
+            coverage: outcome.coverage.clone(),
         }
     }
 
@@ -35,6 +38,7 @@ impl RunReport {
             self.simulated_ms as f64 / 1000.0
         ));
         lines.push(format!("simulated-ms: {}", self.simulated_ms));
+        lines.push(format!("coverage: {}", self.coverage.line()));
         lines.push(format!("trace-hash: {}", self.trace_hash));
         lines
     }
@@ -58,6 +62,9 @@ impl RunReport {
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or(0),
             trace_hash,
+            coverage: value("coverage: ")
+                .and_then(Coverage::parse)
+                .unwrap_or_default(),
         })
     }
 }
@@ -73,6 +80,7 @@ mod tests {
             operations: 1589,
             simulated_ms: 36250,
             trace_hash: "0aa55aa6df1bbe35".to_string(),
+            coverage: Coverage::parse("kill:leader=1,nospace=2").unwrap(),
         };
         let output = format!(
             "seed 1: Params {{ .. }}\nwall: 0.2 s\n{}\n",

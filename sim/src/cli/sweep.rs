@@ -3,17 +3,20 @@
 
 use super::child::{run_child, ChildRun};
 use super::Setup;
+use cairn_sim::coverage::Coverage;
 use cairn_sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct SeedResult {
-    seed: u64,
-    passed: bool,
-    lines: Vec<String>,
-    simulated_ms: u64,
+pub struct SeedResult {
+    pub seed: u64,
+    pub passed: bool,
+    /// What the sweep prints for the seed: its verdict, violations, replay command.
+    pub lines: Vec<String>,
+    pub simulated_ms: u64,
+    pub coverage: Coverage,
 }
 
 /// How a sweep runs each seed.
@@ -23,7 +26,7 @@ pub struct Plan {
     pub seed_timeout: Duration,
 }
 
-fn run_seed(seed: u64, plan: &Plan) -> SeedResult {
+pub fn run_seed(seed: u64, plan: &Plan) -> SeedResult {
     let setup = &plan.setup;
     let directory = std::env::temp_dir();
     let trace_file = |run: u32| {
@@ -44,6 +47,7 @@ fn run_seed(seed: u64, plan: &Plan) -> SeedResult {
                     format!("seed {seed}: replay: {}", setup.replay_command(seed)),
                 ],
                 simulated_ms: 0,
+                coverage: Coverage::default(),
             }
         }
     };
@@ -92,6 +96,7 @@ fn run_seed(seed: u64, plan: &Plan) -> SeedResult {
         passed,
         lines,
         simulated_ms,
+        coverage: first.report.coverage.clone(),
     }
 }
 
@@ -120,7 +125,7 @@ pub fn sweep(seeds: &[u64], jobs: usize, plan: &Plan) -> Result<bool, String> {
     summarise(&results, started)
 }
 
-fn run_parallel(
+pub fn run_parallel(
     seeds: &[u64],
     jobs: usize,
     work: impl Fn(u64) -> SeedResult + Sync,
@@ -159,6 +164,17 @@ fn summarise(results: &[SeedResult], started: Instant) -> Result<bool, String> {
         .map(|result| result.simulated_ms as f64 / 1000.0)
         .sum();
     let wall_s = started.elapsed().as_secs_f64();
+    let mut coverage = Coverage::default();
+    for result in results {
+        coverage.add(&result.coverage);
+    }
+    let table = coverage.table();
+    if table.len() > 1 {
+        println!("coverage: faults applied while some member was in each state (-: never)");
+        for line in table {
+            println!("  {line}");
+        }
+    }
     println!(
         "sweep: {} seeds, {} passed, {} failed {:?}; {simulated_s:.0} simulated s in {wall_s:.0} wall s ({:.1} simulated s per wall s)",
         results.len(),

@@ -189,7 +189,7 @@ impl Injector for RealFaults<'_> {
         Ok(self.apply_now(kind, random).await)
     }
 
-    async fn heal_everything(&mut self) -> String {
-        self.heal().await
+    async fn heal_everything(&mut self) -> Result<String, String> {
+        Ok(self.heal().await)
     }
 }

@@ -156,6 +156,7 @@ fn failed_to_start(detail: String) -> Outcome {
         violations: vec![Violation::new("liveness", detail)],
         simulated_ms: 0,
         operations: 0,
+        coverage: Default::default(),
     }
 }
 
