@@ -400,12 +400,20 @@ fn jwt_keys(dir: &std::path::Path) -> (String, String) {
 async fn jwt_tokens_survive_a_restart_and_expire_by_their_ttl() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = jwt_keys(dir.path());
-    let flag =
-        format!("--auth-token=jwt,pub-key={public},priv-key={private},sign-method=ES256,ttl=3s");
+    // Long enough that a restart on a loaded machine ends well inside it (CI saw a 3 s TTL
+    // run out before the restarted member answered); the expiry is awaited from the issue.
+    let ttl = Duration::from_secs(10);
+    let flag = format!(
+        "--auth-token=jwt,pub-key={public},priv-key={private},sign-method=ES256,ttl={}s",
+        ttl.as_secs()
+    );
     let (_data, mut server) = start(&[&flag]);
     with_alice(&server);
     assert_eq!(ok_as(&server, ALICE, &["get", "solo"]), "");
+    // The token is issued between these two instants.
+    let asked = std::time::Instant::now();
     let mut alice = client_as(&server, "alice", "alicepw", false).await;
+    let issued = std::time::Instant::now();
     alice.put("solo", "1", None).await.unwrap();
     // A JWT is not member state: the restarted member still accepts it.
     server.restart();
@@ -425,7 +433,11 @@ async fn jwt_tokens_survive_a_restart_and_expire_by_their_ttl() {
         }
     }
     after_restart.unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        asked.elapsed() < ttl,
+        "the restart outlasted the token's TTL"
+    );
+    tokio::time::sleep((ttl + Duration::from_secs(1)).saturating_sub(issued.elapsed())).await;
     match alice.put("solo", "3", None).await {
         Err(etcd_client::Error::GRpcStatus(status)) => {
             assert_eq!(status.message(), "etcdserver: invalid auth token")

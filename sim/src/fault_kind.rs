@@ -36,9 +36,11 @@ pub enum FaultKind {
     /// A member killed and its newest snapshot file damaged (bit rot), where the log still
     /// covers the older snapshot: it must start from that one and replay the log.
     DamagedSnapshot,
+    /// A membership request etcd refuses, asked by the operator (`unsafe_requests.rs`).
+    UnsafeRequest,
 }
 
-pub const ALL_FAULTS: [FaultKind; 14] = [
+pub const ALL_FAULTS: [FaultKind; 15] = [
     FaultKind::Partition,
     FaultKind::Isolate,
     FaultKind::OneWay,
@@ -53,6 +55,7 @@ pub const ALL_FAULTS: [FaultKind; 14] = [
     FaultKind::LeaderTransfer,
     FaultKind::MemberReplace,
     FaultKind::DamagedSnapshot,
+    FaultKind::UnsafeRequest,
 ];
 
 impl FaultKind {

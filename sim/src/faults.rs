@@ -7,7 +7,9 @@ use crate::fault_kind::FaultKind;
 use crate::member::{client_urls, SimMember};
 use crate::membership::{self, Replacement};
 use crate::operator::{find_leader, transfer_leadership};
+use crate::recorder::SharedRecorder;
 use crate::schedule::Injector;
+use crate::unsafe_requests::{self, Choice};
 use cairn::io::coverage::MemberState;
 use cairn::io::MemoryDiskOptions;
 use madsim::net::NetSim;
@@ -41,16 +43,27 @@ pub struct Faults<'a> {
     operator: NodeHandle,
     /// A member replacement in flight (at most one), awaited when the round heals.
     replacement: Option<madsim::task::JoinHandle<Result<String, String>>>,
+    /// A voter was asked for at the phantom peer URL: the heal removes it if it is listed.
+    phantom_asked: bool,
+    /// Where unsafe requests and their answers go, for the operator checker.
+    recorder: SharedRecorder,
 }
 
 impl<'a> Faults<'a> {
-    pub fn new(handle: &'a Handle, members: &'a [SimMember], operator: NodeHandle) -> Self {
+    pub fn new(
+        handle: &'a Handle,
+        members: &'a [SimMember],
+        operator: NodeHandle,
+        recorder: SharedRecorder,
+    ) -> Self {
         Faults {
             handle,
             members,
             state: FaultState::default(),
             operator,
             replacement: None,
+            phantom_asked: false,
+            recorder,
         }
     }
 
@@ -96,18 +109,27 @@ impl Injector for Faults<'_> {
             self.replacement = Some(self.operator.spawn(membership::replace(replacement)));
             return Ok(format!("member-{} replacement started", victim + 1));
         }
+        if kind == FaultKind::UnsafeRequest {
+            return Ok(self.ask_unsafe(random).await);
+        }
         Ok(self.apply_now(kind, random))
     }
 
     async fn heal_everything(&mut self) -> Result<String, String> {
-        let healed = self.heal();
-        match self.replacement.take() {
-            None => Ok(healed),
-            Some(replacement) => {
-                let replaced = replacement.await.expect("operator task")?;
-                Ok(format!("{healed}; {replaced}"))
-            }
+        let mut healed = self.heal();
+        if let Some(replacement) = self.replacement.take() {
+            let replaced = replacement.await.expect("operator task")?;
+            healed = format!("{healed}; {replaced}");
         }
+        if std::mem::take(&mut self.phantom_asked) {
+            let removed = self
+                .operator
+                .spawn(unsafe_requests::remove_phantom(self.members.len()))
+                .await
+                .expect("operator task")?;
+            healed = format!("{healed}; {removed}");
+        }
+        Ok(healed)
     }
 
     fn member_states(&self) -> Vec<MemberState> {
@@ -122,6 +144,49 @@ impl Injector for Faults<'_> {
 }
 
 impl Faults<'_> {
+    /// Asks one request etcd refuses and records the answer; a description for the trace.
+    async fn ask_unsafe(&mut self, random: &mut SmallRng) -> String {
+        if self.replacement.is_some() {
+            // Its own changes would make a refusal (a taken URL) a legitimate acceptance.
+            return "unsafe request skipped: a member replacement is in flight".to_string();
+        }
+        let voters = self.members.len();
+        let started = voters - self.state.killed.len();
+        let quorum_with_one_more = voters.div_ceil(2) + 1;
+        let choice = if started < quorum_with_one_more && random.gen_bool(0.5) {
+            self.phantom_asked = true;
+            Choice::VoterWhileDown
+        } else {
+            match random.gen_range(0..3) {
+                0 => Choice::TakenPeerUrl(random.gen()),
+                1 => Choice::PromoteVoter(random.gen()),
+                _ => Choice::RemoveUnknown(random.gen()),
+            }
+        };
+        let target = random.gen_range(0..voters);
+        let asked = self
+            .operator
+            .spawn(unsafe_requests::ask(voters, target, choice))
+            .await
+            .expect("operator task");
+        match asked {
+            Ok(request) => {
+                let description = format!(
+                    "unsafe request: {} -> {:?}",
+                    request.description, request.answer
+                );
+                self.recorder
+                    .lock()
+                    .unwrap()
+                    .history
+                    .unsafe_requests
+                    .push(request);
+                description
+            }
+            Err(skipped) => skipped,
+        }
+    }
+
     fn apply_now(&mut self, kind: FaultKind, random: &mut impl Rng) -> String {
         let count = self.members.len();
         let mut order: Vec<usize> = (0..count).collect();

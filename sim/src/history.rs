@@ -215,4 +215,27 @@ pub struct History {
     /// Operator requests (membership changes) a healed cluster did not complete in time.
     pub stalled_changes: Vec<String>,
     pub auth: AuthLog,
+    /// Operator requests a cluster must refuse (the unsafe-request fault).
+    pub unsafe_requests: Vec<UnsafeRequest>,
+}
+
+/// A membership request etcd refuses, and how the cluster answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsafeRequest {
+    /// What was asked, for the report: "add a voter at member-2's peer URL".
+    pub description: String,
+    /// etcd's message when it refuses.
+    pub refusal: String,
+    /// Whether etcd may also accept it (a voter added while members are down: etcd counts a
+    /// member started for a while after it stops).
+    pub may_be_accepted: bool,
+    pub answer: UnsafeAnswer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnsafeAnswer {
+    Accepted,
+    Refused(String),
+    /// No answer that says either (a timeout, unavailable, leader changed).
+    Unknown(String),
 }

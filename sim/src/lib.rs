@@ -26,4 +26,6 @@ pub mod seeds;
 pub mod shrink;
 #[cfg(madsim)]
 pub mod simulation;
+#[cfg(madsim)]
+pub mod unsafe_requests;
 pub mod workload;

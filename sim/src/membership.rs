@@ -53,17 +53,9 @@ pub async fn replace(replacement: Replacement) -> Result<String, String> {
         let flags = replacement.flags.lock().unwrap();
         (flags.index, flags.peer_url())
     };
-    until_listed(&channels, "remove", |members| {
-        match members
-            .iter()
-            .find(|member| member.peer_ur_ls.contains(&old_url))
-        {
-            None => Done(0),
-            Some(member) => Ask(Change::Remove(member.id)),
-        }
-    })
-    .await
-    .map_err(|error| format!("member-{index}: {error}"))?;
+    remove_listed(&channels, &old_url)
+        .await
+        .map_err(|error| format!("member-{index}: {error}"))?;
 
     // The machine is replaced: its process is gone and its disk is blank.
     replacement.handle.kill(replacement.node.id());
@@ -115,6 +107,21 @@ pub async fn replace(replacement: Replacement) -> Result<String, String> {
     Ok(format!(
         "member-{index} replaced: removed, rejoined at {new_url} as learner {added:#x}, promoted"
     ))
+}
+
+/// Removes the member at `peer_url` until the member list no longer shows it.
+pub async fn remove_listed(channels: &[Channel], peer_url: &str) -> Result<(), String> {
+    until_listed(channels, "remove", |members| {
+        match members
+            .iter()
+            .find(|member| member.peer_ur_ls.iter().any(|url| url == peer_url))
+        {
+            None => Done(0),
+            Some(member) => Ask(Change::Remove(member.id)),
+        }
+    })
+    .await
+    .map(drop)
 }
 
 enum Change {

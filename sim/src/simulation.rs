@@ -87,7 +87,7 @@ async fn simulate(params: Params) -> Outcome {
         tasks.push(client_node(name).spawn(actor));
     }
     let operator = client_node("operator".to_string());
-    let mut faults = Faults::new(&handle, &members, operator);
+    let mut faults = Faults::new(&handle, &members, operator, recorder.clone());
     schedule::play(&params.fault_schedule, &mut faults, &recorder, stop_ms).await;
     let healed = faults.heal();
     let faults_end_ms = now_ms(&recorder);

@@ -32,10 +32,13 @@ pub enum PlantedBug {
     BatchAnswersOutOfOrder,
     /// A watch created at a start revision begins after it (an off-by-one on resume).
     WatchStartsAfterStartRevision,
+    /// Member add leaves out the taken-peer-URL check (the ID check after it seems to cover
+    /// it), so a taken URL is refused as "member ID already exist", not as etcd refuses it.
+    MemberAddSkipsPeerUrlCheck,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 10] = [
+    pub const ALL: [PlantedBug; 11] = [
         PlantedBug::WatchBatchEndExclusive,
         PlantedBug::TxnCompareModReadsCreate,
         PlantedBug::CompactionDropsNewestVersion,
@@ -46,6 +49,7 @@ impl PlantedBug {
         PlantedBug::RestartedVoteStaysCommitted,
         PlantedBug::BatchAnswersOutOfOrder,
         PlantedBug::WatchStartsAfterStartRevision,
+        PlantedBug::MemberAddSkipsPeerUrlCheck,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl PlantedBug {
             PlantedBug::RestartedVoteStaysCommitted => "restarted-vote-stays-committed",
             PlantedBug::BatchAnswersOutOfOrder => "batch-answers-out-of-order",
             PlantedBug::WatchStartsAfterStartRevision => "watch-starts-after-start-revision",
+            PlantedBug::MemberAddSkipsPeerUrlCheck => "member-add-skips-peer-url-check",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod durability;
 pub mod lease;
 pub mod linearizability;
 pub mod liveness;
+pub mod operator;
 pub mod watch;
 
 use crate::history::{History, Millis, Request, Response, Revision};
@@ -222,7 +223,7 @@ impl KnownWrites {
 
 /// Runs every checker.
 /// Every checker's name, as violations carry it and scenarios select it.
-pub const CHECKERS: [&str; 7] = [
+pub const CHECKERS: [&str; 8] = [
     "linearizability",
     "watch",
     "lease",
@@ -230,6 +231,7 @@ pub const CHECKERS: [&str; 7] = [
     "convergence",
     "liveness",
     "auth",
+    "operator",
 ];
 
 pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
@@ -247,6 +249,7 @@ pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
     ));
     violations.extend(durability::check(history, &known));
     violations.extend(convergence::check(history));
+    violations.extend(operator::check(history));
     violations.extend(liveness::check(history, options.recovery_bound_ms));
     violations.extend(auth::check(history));
     violations
