@@ -1,15 +1,19 @@
 //! Which fault kinds met which member states: each fault, when it is applied, counts the
 //! states the members that are up are in (as they tell `cairn::io::coverage`). A run prints
 //! its counts in one line; a sweep adds them up and prints the table, so a pair that no
-//! seed reached (a gap in what the sweep explores) shows as a dash.
+//! seed reached (a gap in what the sweep explores) shows as a dash. It counts the fault
+//! points too: in how many runs each was on and how often it fired.
 
 use crate::fault_kind::{FaultKind, ALL_FAULTS};
 use cairn::io::coverage::MemberState;
+use cairn::io::fault_points::FaultPoint;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Coverage {
     met: BTreeMap<(FaultKind, MemberState), u64>,
+    /// Per fault point: the runs it was on in, and the times it fired in them.
+    points: BTreeMap<FaultPoint, (u64, u64)>,
 }
 
 impl Coverage {
@@ -20,10 +24,54 @@ impl Coverage {
         }
     }
 
+    /// One run's fault points (those it turned on) and how often each fired.
+    pub fn count_fault_points(&mut self, fired: &[(FaultPoint, u64)]) {
+        for (point, times) in fired {
+            let entry = self.points.entry(*point).or_default();
+            entry.0 += 1;
+            entry.1 += times;
+        }
+    }
+
     pub fn add(&mut self, other: &Coverage) {
         for (pair, count) in &other.met {
             *self.met.entry(*pair).or_default() += count;
         }
+        for (point, (runs, fired)) in &other.points {
+            let entry = self.points.entry(*point).or_default();
+            entry.0 += runs;
+            entry.1 += fired;
+        }
+    }
+
+    /// One run's fault points in one line: `apply-slowed=12,snapshot-now=0`.
+    pub fn fault_points_line(&self) -> String {
+        self.points
+            .iter()
+            .map(|(point, (_, fired))| format!("{}={fired}", point.name()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads a run's `fault_points_line` back into this coverage.
+    pub fn parse_fault_points(&mut self, line: &str) -> Option<()> {
+        let mut fired = Vec::new();
+        for part in line.split(',').filter(|part| !part.is_empty()) {
+            let (name, times) = part.split_once('=')?;
+            fired.push((FaultPoint::parse(name)?, times.parse().ok()?));
+        }
+        self.count_fault_points(&fired);
+        Some(())
+    }
+
+    /// A line per fault point any run turned on: in how many runs, fired how often.
+    pub fn fault_points_table(&self) -> Vec<String> {
+        self.points
+            .iter()
+            .map(|(point, (runs, fired))| {
+                format!("{:<30} on in {runs:>5} runs, fired {fired:>8} times", point.name())
+            })
+            .collect()
     }
 
     /// One line: `partition:leader=3,follower=4;kill:leader=1`.
@@ -136,5 +184,24 @@ mod tests {
             .gaps()
             .iter()
             .all(|(kind, _)| *kind != FaultKind::Kill));
+    }
+
+    #[test]
+    fn fault_point_counts_read_back_and_add_up_per_run() {
+        let mut one = Coverage::default();
+        one.count_fault_points(&[(FaultPoint::ApplySlowed, 12), (FaultPoint::SnapshotNow, 0)]);
+        let line = one.fault_points_line();
+        assert_eq!(line, "snapshot-now=0,apply-slowed=12");
+        let mut parsed = Coverage::default();
+        assert_eq!(parsed.parse_fault_points(&line), Some(()));
+        assert_eq!(parsed, one);
+        assert_eq!(Coverage::default().parse_fault_points("apply-fast=1"), None);
+        let mut total = Coverage::default();
+        total.add(&one);
+        total.add(&one);
+        let table = total.fault_points_table();
+        assert_eq!(table.len(), 2);
+        assert!(table[1].starts_with("apply-slowed"), "{}", table[1]);
+        assert!(table[1].contains("on in     2 runs, fired       24 times"), "{}", table[1]);
     }
 }

@@ -3,9 +3,11 @@
 //! faults, with every history checked. The history and checkers are plain Rust; running
 //! members needs `RUSTFLAGS="--cfg madsim"`.
 
+pub mod boundaries;
 pub mod check;
 pub mod coverage;
 pub mod fault_kind;
+pub mod fault_points;
 #[cfg(madsim)]
 pub mod faults;
 pub mod history;

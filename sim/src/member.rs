@@ -3,6 +3,7 @@
 //! documentation, because madsim treats 127.x as each node's own loopback.
 
 use cairn::io::{MemoryDisk, MemoryDiskOptions};
+use crate::boundaries::Boundaries;
 use cairn::server::{self, Config};
 use clap::Parser;
 use madsim::runtime::{Handle, NodeHandle};
@@ -48,6 +49,7 @@ pub struct MemberSettings {
     pub lease_checkpoint_interval_ms: u64,
     pub proposal_batch_bytes: usize,
     pub disk_reserve_bytes: u64,
+    pub boundaries: Boundaries,
 }
 
 impl Default for MemberSettings {
@@ -62,6 +64,7 @@ impl Default for MemberSettings {
             lease_checkpoint_interval_ms: 300_000,
             proposal_batch_bytes: cairn::base::limits::BATCH_BYTES_MAX,
             disk_reserve_bytes: 0,
+            boundaries: Boundaries::PRODUCTION,
         }
     }
 }
@@ -111,6 +114,7 @@ impl MemberFlags {
             // checks.
             "--bcrypt-cost=4".to_string(),
         ];
+        arguments.extend(settings.boundaries.flags());
         if settings.unsafe_no_fsync {
             arguments.push("--unsafe-no-fsync".to_string());
         }

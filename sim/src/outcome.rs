@@ -5,6 +5,7 @@ use crate::coverage::Coverage;
 use crate::history::{FinalState, Millis};
 use crate::params::Params;
 use crate::recorder::Recorder;
+use cairn::io::fault_points::FaultPoint;
 
 pub struct Outcome {
     pub trace_hash: u64,
@@ -14,6 +15,8 @@ pub struct Outcome {
     pub simulated_ms: Millis,
     pub operations: usize,
     pub coverage: Coverage,
+    /// How often each fault point the run turned on fired (simulation only).
+    pub fault_points_fired: Vec<(FaultPoint, u64)>,
 }
 
 /// The trace hash: FNV-1a over every traced line.
@@ -59,5 +62,6 @@ pub fn conclude(
         simulated_ms: recorder.now_ms(),
         operations: recorder.history.operations.len(),
         coverage: recorder.coverage.clone(),
+        fault_points_fired: Vec::new(),
     }
 }

@@ -1,7 +1,10 @@
 //! Everything a simulation run depends on, drawn from its seed unless a scenario fixes it,
 //! and printed at the start so a report carries the whole setup.
 
+use crate::boundaries::Boundaries;
 use crate::fault_kind::{FaultKind, ALL_FAULTS};
+use crate::fault_points;
+use cairn::io::fault_points::FaultPoint;
 use crate::scenario::Scenario;
 use crate::schedule::{self, FaultRound, ScheduleShape};
 use crate::seeds::Stream;
@@ -71,6 +74,10 @@ pub struct Params {
     pub overlapping_faults_max: usize,
     /// The rounds of faults, drawn from the fault stream unless the scenario lists them.
     pub fault_schedule: Vec<FaultRound>,
+    /// The fault points on in the members' code, each with the percent of calls it fires on.
+    pub fault_points: Vec<(FaultPoint, u32)>,
+    /// Sizes drawn down to tiny values so their limits are met.
+    pub boundaries: Boundaries,
 }
 
 impl Params {
@@ -176,6 +183,8 @@ impl Params {
                 .overlapping_faults_max
                 .unwrap_or_else(|| random.gen_range(1..=3)),
             fault_schedule: Vec::new(),
+            fault_points: fault_points::draw(seed, scenario),
+            boundaries: Boundaries::draw(seed, scenario),
         };
         params.fault_schedule = match &scenario.fault_schedule {
             Some(rounds) => rounds.clone(),
@@ -196,7 +205,7 @@ impl Params {
     /// A scenario that fixes every parameter to this run's, so the seed replays the same run
     /// from it (what `cairn-sim shrink` edits and prints).
     pub fn as_scenario(&self) -> Scenario {
-        Scenario {
+        let mut scenario = Scenario {
             description: None,
             seeds: Some(vec![self.seed]),
             members: Some(self.members),
@@ -235,7 +244,13 @@ impl Params {
             auth_denials_recorded_as_allowed: Some(self.auth_denials_recorded_as_allowed),
             checkers: Some(self.checkers.clone()),
             planted_bug: self.planted_bug.map(|bug| bug.name().to_string()),
-        }
+            fault_points: Some(fault_points::table(&self.fault_points)),
+            wal_segment_bytes: None,
+            snapshot_chunk_bytes: None,
+            watch_events_per_response_max: None,
+        };
+        self.boundaries.fix_in(&mut scenario);
+        scenario
     }
 
     /// Lease TTLs the workload asks for: at least etcd's minimum for this election timeout

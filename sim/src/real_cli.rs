@@ -150,6 +150,8 @@ fn real_scenario(
     // One fault at a time unless the scenario asks for overlap: real clusters take seconds
     // per restart, and CI runs only a few real seeds.
     scenario.overlapping_faults_max.get_or_insert(1);
+    // A production build has no fault points to turn on.
+    scenario.fault_points = Some(Default::default());
     if arguments.serializable_recorded_as_linearizable {
         scenario.serializable_recorded_as_linearizable = Some(true);
     }
@@ -216,6 +218,7 @@ fn real(arguments: &RealArgs) -> Result<bool, String> {
             snapshot_count: params.snapshot_count,
             lease_checkpoint_interval_ms: params.lease_checkpoint_interval_ms,
             proposal_batch_bytes: params.proposal_batch_bytes,
+            boundaries: params.boundaries,
         };
         let outcome = cairn_sim::real::run(&params, options);
         if arguments.trace {

@@ -3,6 +3,7 @@
 
 use crate::schedule::FaultRound;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -59,6 +60,13 @@ pub struct Scenario {
     pub checkers: Option<Vec<String>>,
     /// A bug planted in the members' code by name (`cairn::io::planted`).
     pub planted_bug: Option<String>,
+    /// Fault points on (`cairn::io::fault_points` names), each with the percent of calls it
+    /// fires on; an empty table turns every point off. Drawn when absent.
+    pub fault_points: Option<BTreeMap<String, u32>>,
+    /// Sizes the simulator otherwise draws down to tiny values (`boundaries.rs`).
+    pub wal_segment_bytes: Option<u64>,
+    pub snapshot_chunk_bytes: Option<usize>,
+    pub watch_events_per_response_max: Option<usize>,
 }
 
 impl Scenario {
@@ -78,6 +86,10 @@ impl Scenario {
             if cairn::io::planted::PlantedBug::parse(name).is_none() {
                 return Err(format!("{}: unknown planted bug {name:?}", path.display()));
             }
+        }
+        if let Some(table) = &scenario.fault_points {
+            crate::fault_points::check_names(table)
+                .map_err(|error| format!("{}: {error}", path.display()))?;
         }
         for name in scenario.checkers.iter().flatten() {
             if !crate::check::CHECKERS.contains(&name.as_str()) {

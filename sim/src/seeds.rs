@@ -32,6 +32,12 @@ pub enum Stream {
     AuthAdmin,
     /// Restricted auth client `n`'s keys and members.
     AuthClient(usize),
+    /// Which fault points are on, and how often each fires (`fault_points::draw`).
+    FaultPoints,
+    /// When each fault point fires, inside the members (`cairn::io::fault_points`).
+    FaultPointFiring,
+    /// The sizes drawn down to tiny values (`Boundaries::draw`).
+    Boundaries,
 }
 
 impl Stream {
@@ -50,6 +56,9 @@ impl Stream {
             Stream::Compactor => seed.wrapping_mul(43),
             Stream::AuthAdmin => seed.wrapping_mul(53),
             Stream::AuthClient(n) => seed.wrapping_mul(59).wrapping_add(n as u64),
+            Stream::FaultPoints => seed ^ 0xb0_991f,
+            Stream::FaultPointFiring => seed.wrapping_mul(61),
+            Stream::Boundaries => seed ^ 0xb0_0da7,
         }
     }
 

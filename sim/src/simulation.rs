@@ -48,6 +48,7 @@ pub fn run(params: &Params) -> Outcome {
             simulated_ms: 0,
             operations: 0,
             coverage: Default::default(),
+            fault_points_fired: Vec::new(),
         }
     })
 }
@@ -55,6 +56,8 @@ pub fn run(params: &Params) -> Outcome {
 async fn simulate(params: Params) -> Outcome {
     // Before any member starts: they all run on this thread.
     cairn::io::planted::plant(params.planted_bug);
+    let firing_seed = crate::seeds::Stream::FaultPointFiring.seed(params.seed);
+    cairn::io::fault_points::enable(firing_seed, &params.fault_points);
     let handle = Handle::current();
     let settings = MemberSettings {
         members: params.members as u8,
@@ -66,6 +69,7 @@ async fn simulate(params: Params) -> Outcome {
         lease_checkpoint_interval_ms: params.lease_checkpoint_interval_ms,
         proposal_batch_bytes: params.proposal_batch_bytes,
         disk_reserve_bytes: params.disk_reserve_bytes,
+        boundaries: params.boundaries,
     };
     let members: Vec<SimMember> = (1..=params.members as u8)
         .map(|index| start_member(&handle, index, &settings))
@@ -108,5 +112,7 @@ async fn simulate(params: Params) -> Outcome {
         .await
         .expect("observer task");
     let mut recorder = recorder.lock().unwrap();
-    conclude(&mut recorder, &params, final_state, 0, Vec::new())
+    let mut outcome = conclude(&mut recorder, &params, final_state, 0, Vec::new());
+    outcome.fault_points_fired = cairn::io::fault_points::fired();
+    outcome
 }

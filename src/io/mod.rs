@@ -8,6 +8,7 @@ pub mod client_connection;
 pub mod clock;
 pub mod coverage;
 pub mod disk;
+pub mod fault_points;
 mod disk_memory;
 mod disk_os;
 pub mod http2_authority;

@@ -6,6 +6,7 @@ use super::persisted::{self, DiskLogId, DiskVote};
 use super::types::{storage_error, StorageResult, TypeConfig};
 use crate::base::metrics::Metrics;
 use crate::io;
+use crate::io::fault_points::{self, FaultPoint};
 use crate::io::planted::{planted, PlantedBug};
 use crate::storage::wal::{Record, RecordKind, Wal};
 use crate::storage::{codec, next_retry_interval, DiskSpace, StorageError};
@@ -219,7 +220,8 @@ async fn run_writer(
         // A purge of every entry written (a defragment's) cuts the segment too, so that the
         // whole segment can go; other purges wait for the segment to fill.
         let purges_all = purge_through.is_some_and(|index| index + 1 >= next_index);
-        if result.is_ok() && (wal.should_cut() || purges_all) {
+        let cut_early = fault_points::fires(FaultPoint::WalSegmentCutEarly);
+        if result.is_ok() && (wal.should_cut() || purges_all || cut_early) {
             match wal.cut(next_index, &carried) {
                 // The batch is durable in the old segment, which stays active; the cut is
                 // tried again after the next batch.
@@ -233,6 +235,11 @@ async fn run_writer(
             result = wal.remove_segments_through(index).map(|_| ());
         }
         let outcome = result.map_err(|error| std::io::Error::other(error.to_string()));
+        if fault_points::fires(FaultPoint::WalFlushDelayed) {
+            let delay_ms = fault_points::delay_ms(50);
+            io::clock::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            batch.reverse();
+        }
         for job in batch {
             let result = outcome
                 .as_ref()

@@ -7,6 +7,7 @@ use super::peer::{PeerRequest, PeerResponse};
 use super::types::TypeConfig;
 use crate::base::MemberId;
 use crate::io::coverage::{self, MemberState};
+use crate::io::fault_points::{self, FaultPoint};
 use crate::storage::codec;
 use futures::future::BoxFuture;
 use openraft::error::{
@@ -143,9 +144,14 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         // For the simulator's coverage table: sending until the last chunk is answered.
         let last_chunk = request.done;
         coverage::note(MemberState::SnapshotSending, true);
-        let answer = self
-            .send(PeerRequest::InstallSnapshot(request), &option)
-            .await;
+        let answer = if fault_points::fires(FaultPoint::SnapshotChunkFails) {
+            Err(RPCError::Network(NetworkError::new(&std::io::Error::other(
+                "a snapshot chunk was lost (fault point)",
+            ))))
+        } else {
+            self.send(PeerRequest::InstallSnapshot(request), &option)
+                .await
+        };
         if last_chunk || answer.is_err() {
             coverage::note(MemberState::SnapshotSending, false);
         }

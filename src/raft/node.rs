@@ -16,6 +16,7 @@ use super::types::TypeConfig;
 use crate::apply::{Alarm, AlarmKind, Applied, Command};
 use crate::base::metrics::{GaugeGuard, Metrics};
 use crate::base::{limits, EtcdError, MemberId, Revision};
+use crate::io::fault_points::{self, FaultPoint};
 use crate::io::{clock, Disk};
 use crate::storage::snapshot::SnapshotStore;
 use crate::storage::wal::Wal;
@@ -48,6 +49,8 @@ pub struct RaftNodeConfig {
     pub lease_checkpoint_interval: Duration,
     /// Bytes of commands packed into one entry at most (`base::limits::BATCH_BYTES_MAX`).
     pub proposal_batch_bytes_max: usize,
+    /// Bytes of one snapshot chunk at most (`base::limits::SNAPSHOT_CHUNK_BYTES`).
+    pub snapshot_chunk_bytes_max: usize,
     /// `--max-learners`: learners the membership may hold at once.
     pub learners_max: usize,
 }
@@ -379,7 +382,7 @@ fn openraft_config(config: &RaftNodeConfig) -> Config {
         // etcd keeps 5000 entries after a snapshot so slow followers catch up from the log.
         max_in_snapshot_log_to_keep: config.snapshot_count.min(5000),
         // Bounded peer messages: snapshot chunks and entry batches.
-        snapshot_max_chunk_size: limits::SNAPSHOT_CHUNK_BYTES as u64,
+        snapshot_max_chunk_size: config.snapshot_chunk_bytes_max as u64,
         // openraft's 200 ms default is too short for a 1 MiB chunk on a busy or slow
         // link: the chunk would be resent from the start forever.
         install_snapshot_timeout: config.request_timeout().as_millis() as u64,
@@ -498,7 +501,8 @@ const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 async fn trigger_snapshots(raft: Raft<TypeConfig>, shared: Arc<SharedState>, snapshot_count: u64) {
     loop {
         clock::sleep(SNAPSHOT_CHECK_INTERVAL).await;
-        if shared.commands_since_snapshot() >= snapshot_count {
+        let now = fault_points::fires(FaultPoint::SnapshotNow);
+        if now || shared.commands_since_snapshot() >= snapshot_count {
             shared.snapshot_started();
             if raft.trigger().snapshot().await.is_err() {
                 return;

@@ -1,7 +1,7 @@
 //! Serves requests from other members: raft's RPCs into openraft, forwarded requests on
 //! this member (never forwarded again: one hop at most), cluster discovery.
 
-use super::error::NodeError;
+use super::error::{NodeError, Waited};
 use super::lessor::Lessor;
 use super::node::RaftNode;
 use super::peer::HashKv;
@@ -10,6 +10,7 @@ use super::peer::{
     PeerResponse, Propose, ReadIndex, TimeToLive,
 };
 use crate::io::coverage::{self, MemberState};
+use crate::io::fault_points::{self, FaultPoint};
 use crate::storage::codec;
 use std::future::Future;
 
@@ -88,7 +89,15 @@ impl PeerHandler {
         let (node, lessor) = (&self.node, &self.lessor);
         match request {
             Forwarded::Propose(request) => {
-                answer(request, |Propose(command)| node.propose_on_leader(command)).await
+                answer(request, |Propose(command)| async {
+                    let applied = node.propose_on_leader(command).await;
+                    if applied.is_ok() && fault_points::fires(FaultPoint::ForwardTimesOutAfterApply)
+                    {
+                        return Err(NodeError::Timeout(Waited::Apply));
+                    }
+                    applied
+                })
+                .await
             }
             Forwarded::ReadIndex(request) => {
                 answer(request, |ReadIndex| node.read_index_on_leader()).await

@@ -11,6 +11,7 @@ use super::types::TypeConfig;
 use crate::apply::{Applied, Command, Outcome};
 use crate::base::limits::{BATCH_COMMANDS_MAX, COMMAND_BYTES_MAX};
 use crate::base::EtcdError;
+use crate::io::fault_points::{self, FaultPoint};
 use crate::io::planted::{planted, PlantedBug};
 use crate::storage::codec;
 use openraft::Raft;
@@ -44,7 +45,12 @@ fn take_batch<T>(
 ) -> (Vec<T>, Option<T>) {
     let mut total_bytes = size_of(&first);
     let mut batch = vec![first];
-    while batch.len() < BATCH_COMMANDS_MAX {
+    let commands_max = if fault_points::fires(FaultPoint::ProposerBatchOfOne) {
+        1
+    } else {
+        BATCH_COMMANDS_MAX
+    };
+    while batch.len() < commands_max {
         let Some(item) = next() else { break };
         let size_bytes = size_of(&item);
         if total_bytes + size_bytes > bytes_max {

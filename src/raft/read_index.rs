@@ -7,6 +7,7 @@ use super::error::{NodeError, Waited};
 use super::node::RaftNode;
 use super::peer::ReadIndex;
 use crate::io::clock;
+use crate::io::fault_points::{self, FaultPoint};
 use crate::io::planted::{planted, PlantedBug};
 use openraft::error::{CheckIsLeaderError, RaftError};
 use std::sync::Mutex;
@@ -97,6 +98,13 @@ impl RaftNode {
     /// to cost a quorum round of its own.
     pub async fn read_index_on_leader(&self) -> Result<u64, NodeError> {
         self.join_round(RaftNode::leader_reads, |node| async move {
+            if fault_points::fires(FaultPoint::ReadIndexRoundDropped) {
+                // As a round whose messages were lost: nobody answers until the readers
+                // give up.
+                let lost_ms = fault_points::delay_ms(node.config().election_timeout_ms);
+                clock::sleep(Duration::from_millis(lost_ms)).await;
+                return Err(NodeError::Timeout(Waited::ReadIndex));
+            }
             node.confirm_leadership().await
         })
         .await

@@ -10,6 +10,7 @@ use crate::apply::{Applied, Command, Outcome, StateMachine};
 use crate::base::metrics::Metrics;
 use crate::base::Revision;
 use crate::io;
+use crate::io::fault_points::{self, FaultPoint};
 use crate::storage::snapshot::{SnapshotPin, SnapshotStore};
 use crate::storage::{next_retry_interval, DiskSpace};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
@@ -270,6 +271,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if fault_points::fires(FaultPoint::ApplySlowed) {
+            let slowed_ms = fault_points::delay_ms(100);
+            io::clock::sleep(std::time::Duration::from_millis(slowed_ms)).await;
+        }
         let mut responses = Vec::new();
         let metrics = &self.shared.metrics;
         let started = io::clock::now();

@@ -148,6 +148,15 @@ pub struct Config {
     /// down to a few KiB so batches reach their cap in most runs.
     #[arg(long, env = "CAIRN_PROPOSAL_BATCH_BYTES", default_value_t = crate::base::limits::BATCH_BYTES_MAX, value_parser = parse_batch_bytes, hide = true)]
     pub proposal_batch_bytes: usize,
+    /// Bytes of one snapshot chunk sent to a follower at most (see
+    /// `base::limits::SNAPSHOT_CHUNK_BYTES`, the default and the ceiling). The simulator
+    /// draws it down to hundreds of bytes so a snapshot goes out in many chunks.
+    #[arg(long, env = "CAIRN_SNAPSHOT_CHUNK_BYTES", default_value_t = crate::base::limits::SNAPSHOT_CHUNK_BYTES, value_parser = parse_chunk_bytes, hide = true)]
+    pub snapshot_chunk_bytes: usize,
+    /// Events gathered for one watcher before a response goes out. The simulator draws it
+    /// down to one so a revision's events span several responses.
+    #[arg(long, env = "CAIRN_WATCH_EVENTS_PER_RESPONSE_MAX", default_value_t = 1000, value_parser = parse_positive, hide = true)]
+    pub watch_events_per_response_max: usize,
     /// Disables fsync, unsafe: acknowledged writes can be lost on a crash (as etcd's flag).
     #[arg(long, env = "CAIRN_UNSAFE_NO_FSYNC", default_value_t = false, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub unsafe_no_fsync: bool,
@@ -394,6 +403,18 @@ fn parse_batch_bytes(text: &str) -> Result<usize, String> {
     parse_bytes_at_most(text, crate::base::limits::BATCH_BYTES_MAX)
 }
 
+fn parse_chunk_bytes(text: &str) -> Result<usize, String> {
+    parse_bytes_at_most(text, crate::base::limits::SNAPSHOT_CHUNK_BYTES)
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(count) => Ok(count),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let interval = parse_duration(text, std::time::Duration::from_secs(1))?;
     if interval.is_zero() {
@@ -574,6 +595,16 @@ mod tests {
             &format!("--proposal-batch-bytes={}", batch_max + 1)
         ])
         .is_err());
+        let chunk_max = crate::base::limits::SNAPSHOT_CHUNK_BYTES;
+        assert!(Config::try_parse_from(["cairn", "--snapshot-chunk-bytes=512"]).is_ok());
+        assert!(Config::try_parse_from([
+            "cairn",
+            &format!("--snapshot-chunk-bytes={}", chunk_max + 1)
+        ])
+        .is_err());
+        assert!(Config::try_parse_from(["cairn", "--watch-events-per-response-max=0"]).is_err());
+        let one = Config::try_parse_from(["cairn", "--watch-events-per-response-max=1"]);
+        assert_eq!(one.unwrap().watch_events_per_response_max, 1);
     }
 
     #[test]

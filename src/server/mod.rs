@@ -222,6 +222,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
         backend_bytes_quota: limits.backend_bytes_quota,
         lease_checkpoint_interval: config.lease_checkpoint_interval,
         proposal_batch_bytes_max: config.proposal_batch_bytes,
+        snapshot_chunk_bytes_max: config.snapshot_chunk_bytes,
         learners_max: config.max_learners,
     };
     if config.force_new_cluster {
@@ -257,6 +258,7 @@ pub async fn start(config: &Config, disk: Arc<dyn Disk>) -> Result<Member, Start
     }
     let watch = WatchLimits {
         watchers_per_stream_max: config.watchers_per_stream_max,
+        events_per_response_max: config.watch_events_per_response_max,
         progress_notify_interval: parse_duration(
             &config.watch_progress_notify_interval,
             Duration::from_secs(1),

@@ -26,7 +26,11 @@ impl RunReport {
             operations: outcome.operations,
             simulated_ms: outcome.simulated_ms,
             trace_hash: format!("{:016x}", outcome.trace_hash),
-            coverage: outcome.coverage.clone(),
+            coverage: {
+                let mut coverage = outcome.coverage.clone();
+                coverage.count_fault_points(&outcome.fault_points_fired);
+                coverage
+            },
         }
     }
 
@@ -39,6 +43,7 @@ impl RunReport {
         ));
         lines.push(format!("simulated-ms: {}", self.simulated_ms));
         lines.push(format!("coverage: {}", self.coverage.line()));
+        lines.push(format!("fault-points: {}", self.coverage.fault_points_line()));
         lines.push(format!("trace-hash: {}", self.trace_hash));
         lines
     }
@@ -64,6 +69,12 @@ impl RunReport {
             trace_hash,
             coverage: value("coverage: ")
                 .and_then(Coverage::parse)
+                .map(|mut coverage| {
+                    if let Some(line) = value("fault-points: ") {
+                        coverage.parse_fault_points(line);
+                    }
+                    coverage
+                })
                 .unwrap_or_default(),
         })
     }
@@ -75,13 +86,14 @@ mod tests {
 
     #[test]
     fn a_printed_report_parses_back() {
-        let report = RunReport {
+        let mut report = RunReport {
             violations: vec!["VIOLATION [watch] watcher 1 missed revision 7".to_string()],
             operations: 1589,
             simulated_ms: 36250,
             trace_hash: "0aa55aa6df1bbe35".to_string(),
             coverage: Coverage::parse("kill:leader=1,nospace=2").unwrap(),
         };
+        report.coverage.parse_fault_points("apply-slowed=3").unwrap();
         let output = format!(
             "seed 1: Params {{ .. }}\nwall: 0.2 s\n{}\n",
             report.lines().join("\n")

@@ -175,6 +175,13 @@ fn summarise(results: &[SeedResult], started: Instant) -> Result<bool, String> {
             println!("  {line}");
         }
     }
+    let points = coverage.fault_points_table();
+    if !points.is_empty() {
+        println!("fault points:");
+        for line in points {
+            println!("  {line}");
+        }
+    }
     println!(
         "sweep: {} seeds, {} passed, {} failed {:?}; {simulated_s:.0} simulated s in {wall_s:.0} wall s ({:.1} simulated s per wall s)",
         results.len(),

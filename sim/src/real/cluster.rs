@@ -4,6 +4,7 @@
 //! it; every peer link goes through the proxy in `proxy.rs`.
 
 use super::proxy::SharedLinks;
+use crate::boundaries::Boundaries;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub struct ClusterOptions {
     /// Cairn only: hidden tuning flags the simulator also draws.
     pub lease_checkpoint_interval_ms: u64,
     pub proposal_batch_bytes: usize,
+    pub boundaries: Boundaries,
 }
 
 pub struct RealMember {
@@ -162,6 +164,7 @@ impl RealCluster {
                 "--proposal-batch-bytes={}",
                 options.proposal_batch_bytes
             ));
+            arguments.extend(options.boundaries.flags());
         }
         arguments
     }

@@ -157,6 +157,7 @@ fn failed_to_start(detail: String) -> Outcome {
         simulated_ms: 0,
         operations: 0,
         coverage: Default::default(),
+        fault_points_fired: Vec::new(),
     }
 }
 
