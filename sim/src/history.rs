@@ -91,7 +91,15 @@ pub struct WatchEvent {
     pub revision: Revision,
     /// None for a delete.
     pub value: Option<String>,
-    pub prev_value: Option<String>,
+    /// The key as it was before this event, when the watch asked for it and the key existed.
+    pub prev: Option<PreviousKv>,
+}
+
+/// A watch event's prev_kv: the key's value and the revision that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousKv {
+    pub revision: Revision,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

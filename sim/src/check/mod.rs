@@ -86,11 +86,18 @@ impl KnownWrites {
         for log in &history.watches {
             for message in &log.messages {
                 if let crate::history::WatchMessage::Events { events, .. } = message {
-                    observations.extend(
-                        events
-                            .iter()
-                            .map(|event| (event.key.clone(), event.revision, event.value.clone())),
-                    );
+                    for event in events {
+                        observations.push((event.key.clone(), event.revision, event.value.clone()));
+                        // A prev_kv reveals a write too: an indeterminate one may be seen
+                        // nowhere else.
+                        if let Some(prev) = &event.prev {
+                            observations.push((
+                                event.key.clone(),
+                                prev.revision,
+                                Some(prev.value.clone()),
+                            ));
+                        }
+                    }
                 }
             }
         }

@@ -269,12 +269,15 @@ fn watch_history(messages: Vec<WatchMessage>) -> History {
     history
 }
 
-fn event(key: &str, revision: Revision, value: &str, prev: Option<&str>) -> WatchEvent {
+fn event(key: &str, revision: Revision, value: &str, prev: Option<(Revision, &str)>) -> WatchEvent {
     WatchEvent {
         key: key.into(),
         revision,
         value: Some(value.into()),
-        prev_value: prev.map(str::to_string),
+        prev: prev.map(|(revision, value)| PreviousKv {
+            revision,
+            value: value.into(),
+        }),
     }
 }
 
@@ -293,7 +296,7 @@ fn broken_watch_streams_are_caught() {
         },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 4, "3", Some("1"))],
+            events: vec![event("w/a", 4, "3", Some((2, "1")))],
         },
     ];
     assert_eq!(watch_violations(&watch_history(good)), Vec::new());
@@ -301,7 +304,7 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 2 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 2, "1", None), event("w/a", 4, "3", Some("1"))],
+            events: vec![event("w/a", 2, "1", None), event("w/a", 4, "3", Some((2, "1")))],
         },
     ];
     assert!(watch_violations(&watch_history(missing))
@@ -325,7 +328,7 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 3 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 4, "3", Some("1")), event("w/b", 3, "2", None)],
+            events: vec![event("w/a", 4, "3", Some((2, "1"))), event("w/b", 3, "2", None)],
         },
     ];
     assert!(watch_violations(&watch_history(reordered))
@@ -335,7 +338,7 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 4 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 4, "3", Some("2"))],
+            events: vec![event("w/a", 4, "3", Some((2, "2")))],
         },
     ];
     assert!(watch_violations(&watch_history(wrong_prev))
@@ -361,7 +364,7 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 4 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 4, "3", Some("1"))],
+            events: vec![event("w/a", 4, "3", Some((2, "1")))],
         },
     ];
     assert!(watch_violations(&watch_history(ended_with_ok))
@@ -378,7 +381,7 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 4 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 4, "3", Some("1"))],
+            events: vec![event("w/a", 4, "3", Some((2, "1")))],
         },
     ];
     assert!(watch_violations(&watch_history(no_leader.clone()))
@@ -387,6 +390,43 @@ fn broken_watch_streams_are_caught() {
     let mut asked = watch_history(no_leader);
     asked.watches[0].requires_leader = true;
     assert_eq!(watch_violations(&asked), Vec::new());
+}
+
+/// Seed 76 with fault points on: a forwarded put applied but its client timed out, and
+/// only the next event's prev_kv revealed it. That history is correct.
+#[test]
+fn a_write_revealed_only_by_prev_kv_passes_and_a_skipped_one_fails() {
+    let timed_out = Operation {
+        id: 3,
+        client: 3,
+        request: Request::Put {
+            key: "w/a".into(),
+            value: "x".into(),
+        },
+        invoked_ms: 31,
+        completed_ms: 60,
+        response: Response::Indeterminate("timeout".into()),
+    };
+    let mut history = watch_history(Vec::new());
+    history.operations.push(timed_out);
+    history.operations.push(put(4, "w/a", "y", 61, 70, 6));
+    let watch = |events| {
+        vec![
+            WatchMessage::Created { start_revision: 6 },
+            WatchMessage::Events {
+                header_revision: 6,
+                events,
+            },
+        ]
+    };
+    history.watches[0].messages = watch(vec![event("w/a", 6, "y", Some((5, "x")))]);
+    assert_eq!(watch_violations(&history), Vec::new());
+    // The same event claiming the key's previous value came from revision 2 skips the
+    // writes at 4 and 5.
+    history.watches[0].messages = watch(vec![event("w/a", 6, "y", Some((2, "1")))]);
+    assert!(watch_violations(&history)
+        .iter()
+        .any(|v| v.detail.contains("has prev_kv from revision 2")));
 }
 
 #[test]
@@ -483,7 +523,7 @@ fn an_observed_delete_is_bound_to_the_earliest_invoked_unanswered_delete() {
                 key: "k".into(),
                 revision: 3,
                 value: None,
-                prev_value: None,
+                prev: None,
             }],
         }],
     });

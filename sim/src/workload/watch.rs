@@ -1,7 +1,7 @@
 //! Watchers from past revisions with progress requests, resuming after every break.
 
 use super::{channels, revision_of, unpadded, KEY_PREFIX, KEY_PREFIX_END};
-use crate::history::{Millis, WatchEvent, WatchLog, WatchMessage};
+use crate::history::{Millis, PreviousKv, WatchEvent, WatchLog, WatchMessage};
 use crate::params::Params;
 use crate::recorder::{now_ms, SharedRecorder};
 use crate::seeds::Stream;
@@ -17,10 +17,10 @@ fn watch_event(event: &mvccpb::Event, padding_bytes: usize) -> WatchEvent {
         key: String::from_utf8_lossy(&kv.key).into_owned(),
         revision: kv.mod_revision,
         value: (!is_delete).then(|| unpadded(&kv.value, padding_bytes)),
-        prev_value: event
-            .prev_kv
-            .as_ref()
-            .map(|prev| unpadded(&prev.value, padding_bytes)),
+        prev: event.prev_kv.as_ref().map(|prev| PreviousKv {
+            revision: prev.mod_revision,
+            value: unpadded(&prev.value, padding_bytes),
+        }),
     }
 }
 
