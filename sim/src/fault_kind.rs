@@ -38,9 +38,12 @@ pub enum FaultKind {
     DamagedSnapshot,
     /// A membership request etcd refuses, asked by the operator (`unsafe_requests.rs`).
     UnsafeRequest,
+    /// A member's clock steps forward (a host clock corrected, a VM resumed): half the time
+    /// the leader's. Simulation only; drawn with the clock rates (`clocks.rs`).
+    ClockJump,
 }
 
-pub const ALL_FAULTS: [FaultKind; 15] = [
+pub const ALL_FAULTS: [FaultKind; 16] = [
     FaultKind::Partition,
     FaultKind::Isolate,
     FaultKind::OneWay,
@@ -56,6 +59,7 @@ pub const ALL_FAULTS: [FaultKind; 15] = [
     FaultKind::MemberReplace,
     FaultKind::DamagedSnapshot,
     FaultKind::UnsafeRequest,
+    FaultKind::ClockJump,
 ];
 
 impl FaultKind {

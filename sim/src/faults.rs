@@ -4,6 +4,7 @@
 //! have stopped.
 
 use crate::fault_kind::FaultKind;
+use crate::history::ClockJump;
 use crate::member::{client_urls, SimMember};
 use crate::membership::{self, Replacement};
 use crate::operator::{find_leader, transfer_leadership};
@@ -18,6 +19,9 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::time::Duration;
+
+/// The largest forward step of a member's clock: a VM resumed after a second.
+const CLOCK_JUMP_MAX_MS: u64 = 1000;
 
 /// What is currently broken, so healing knows what to undo.
 #[derive(Debug, Default)]
@@ -112,6 +116,9 @@ impl Injector for Faults<'_> {
         if kind == FaultKind::UnsafeRequest {
             return Ok(self.ask_unsafe(random).await);
         }
+        if kind == FaultKind::ClockJump {
+            return Ok(self.jump_a_clock(random).await);
+        }
         Ok(self.apply_now(kind, random))
     }
 
@@ -144,6 +151,29 @@ impl Injector for Faults<'_> {
 }
 
 impl Faults<'_> {
+    /// Steps a member's clock forward (half the time the leader's, whose leases then expire
+    /// early by as much) and records the jump for the lease checker.
+    async fn jump_a_clock(&mut self, random: &mut SmallRng) -> String {
+        let mut victim = random.gen_range(0..self.members.len());
+        if random.gen_bool(0.5) {
+            let urls = client_urls(self.members.len());
+            if let Some((leader, _)) = self.operator.spawn(find_leader(urls)).await.ok().flatten()
+            {
+                victim = leader;
+            }
+        }
+        let forward_ms = random.gen_range(1..=CLOCK_JUMP_MAX_MS);
+        let node = self.members[victim].node.id();
+        cairn::io::clock::drift::jump(node, Duration::from_millis(forward_ms));
+        let mut recorder = self.recorder.lock().unwrap();
+        let at_ms = recorder.now_ms();
+        recorder
+            .history
+            .clock_jumps
+            .push(ClockJump { at_ms, forward_ms });
+        format!("clock of member-{} jumps {forward_ms} ms forward", victim + 1)
+    }
+
     /// Asks one request etcd refuses and records the answer; a description for the trace.
     async fn ask_unsafe(&mut self, random: &mut SmallRng) -> String {
         if self.replacement.is_some() {

@@ -225,6 +225,14 @@ pub struct History {
     pub auth: AuthLog,
     /// Operator requests a cluster must refuse (the unsafe-request fault).
     pub unsafe_requests: Vec<UnsafeRequest>,
+    /// Members' clocks stepped forward (the clock-jump fault): when, and by how much.
+    pub clock_jumps: Vec<ClockJump>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockJump {
+    pub at_ms: Millis,
+    pub forward_ms: Millis,
 }
 
 /// A membership request etcd refuses, and how the cluster answered it.

@@ -5,6 +5,7 @@
 
 pub mod boundaries;
 pub mod check;
+pub mod clocks;
 pub mod coverage;
 pub mod fault_kind;
 pub mod fault_points;

@@ -33,12 +33,14 @@ pub fn fnv1a(lines: &[String]) -> u64 {
 
 /// The end of every run: records the final state, runs the checkers the run selected (plus
 /// `extra` violations the harness saw itself), traces the violations and hashes the trace.
-/// `clock_uncertainty_ms` is 0 in simulation (see `CheckOptions`).
+/// `clock_uncertainty_ms` is 0 in simulation, `clock_rate_bound_ppm` 0 for real processes
+/// (see `CheckOptions`).
 pub fn conclude(
     recorder: &mut Recorder,
     params: &Params,
     final_state: FinalState,
     clock_uncertainty_ms: Millis,
+    clock_rate_bound_ppm: i64,
     extra: Vec<Violation>,
 ) -> Outcome {
     recorder.note(format!("final {final_state:?}"));
@@ -47,6 +49,7 @@ pub fn conclude(
         lease_expiry_bound_ms: params.lease_expiry_bound_ms(),
         recovery_bound_ms: params.recovery_bound_ms(),
         clock_uncertainty_ms,
+        clock_rate_bound_ppm,
     };
     let mut violations = check_all(&recorder.history, &options);
     violations.retain(|violation| params.checkers.iter().any(|name| name == violation.checker));

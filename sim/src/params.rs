@@ -2,6 +2,7 @@
 //! and printed at the start so a report carries the whole setup.
 
 use crate::boundaries::Boundaries;
+use crate::clocks;
 use crate::fault_kind::{FaultKind, ALL_FAULTS};
 use crate::fault_points;
 use cairn::io::fault_points::FaultPoint;
@@ -78,6 +79,8 @@ pub struct Params {
     pub fault_points: Vec<(FaultPoint, u32)>,
     /// Sizes drawn down to tiny values so their limits are met.
     pub boundaries: Boundaries,
+    /// Each member's clock rate off real time, in parts per million (`clocks.rs`).
+    pub clock_rates_ppm: Vec<i64>,
 }
 
 impl Params {
@@ -89,19 +92,26 @@ impl Params {
         let election_timeout_ms = scenario
             .election_timeout_ms
             .unwrap_or(heartbeat_interval_ms * random.gen_range(5..=10));
-        let faults = match &scenario.faults {
+        let mut faults: Vec<FaultKind> = match &scenario.faults {
             Some(names) => names
                 .iter()
                 .filter_map(|name| FaultKind::parse(name))
                 .collect(),
+            // Clock jumps come with the clock draws, so the other kinds draw as before.
             None => ALL_FAULTS
                 .into_iter()
+                .filter(|kind| *kind != FaultKind::ClockJump)
                 .filter(|_| random.gen_bool(0.6))
                 .collect(),
         };
+        let members = scenario.members.unwrap_or_else(|| random.gen_range(1..=7));
+        let (clock_rates_ppm, clock_jumps) = clocks::draw(seed, members, scenario);
+        if clock_jumps && scenario.faults.is_none() {
+            faults.push(FaultKind::ClockJump);
+        }
         let mut params = Params {
             seed,
-            members: scenario.members.unwrap_or_else(|| random.gen_range(1..=7)),
+            members,
             heartbeat_interval_ms,
             election_timeout_ms,
             snapshot_count: scenario
@@ -185,6 +195,7 @@ impl Params {
             fault_schedule: Vec::new(),
             fault_points: fault_points::draw(seed, scenario),
             boundaries: Boundaries::draw(seed, scenario),
+            clock_rates_ppm,
         };
         params.fault_schedule = match &scenario.fault_schedule {
             Some(rounds) => rounds.clone(),
@@ -248,6 +259,7 @@ impl Params {
             wal_segment_bytes: None,
             snapshot_chunk_bytes: None,
             watch_events_per_response_max: None,
+            clock_rates_ppm: Some(self.clock_rates_ppm.clone()),
         };
         self.boundaries.fix_in(&mut scenario);
         scenario

@@ -67,6 +67,9 @@ pub struct Scenario {
     pub wal_segment_bytes: Option<u64>,
     pub snapshot_chunk_bytes: Option<usize>,
     pub watch_events_per_response_max: Option<usize>,
+    /// Each member's clock rate off real time, in parts per million (`clocks.rs`); members
+    /// not listed run at real time.
+    pub clock_rates_ppm: Option<Vec<i64>>,
 }
 
 impl Scenario {

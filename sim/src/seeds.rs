@@ -38,6 +38,8 @@ pub enum Stream {
     FaultPointFiring,
     /// The sizes drawn down to tiny values (`Boundaries::draw`).
     Boundaries,
+    /// The members' clock rates and whether clocks jump (`clocks::draw`).
+    Clocks,
 }
 
 impl Stream {
@@ -59,6 +61,7 @@ impl Stream {
             Stream::FaultPoints => seed ^ 0xb0_991f,
             Stream::FaultPointFiring => seed.wrapping_mul(61),
             Stream::Boundaries => seed ^ 0xb0_0da7,
+            Stream::Clocks => seed ^ 0xc10c_0da7,
         }
     }
 

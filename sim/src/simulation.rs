@@ -74,6 +74,9 @@ async fn simulate(params: Params) -> Outcome {
     let members: Vec<SimMember> = (1..=params.members as u8)
         .map(|index| start_member(&handle, index, &settings))
         .collect();
+    for (member, rate_ppm) in members.iter().zip(&params.clock_rates_ppm) {
+        cairn::io::clock::drift::set_rate(member.node.id(), *rate_ppm);
+    }
     let recorder = Recorder::new();
     recorder.lock().unwrap().note(format!("params {params:?}"));
     let stop_ms = params.fault_phase_ms;
@@ -112,7 +115,14 @@ async fn simulate(params: Params) -> Outcome {
         .await
         .expect("observer task");
     let mut recorder = recorder.lock().unwrap();
-    let mut outcome = conclude(&mut recorder, &params, final_state, 0, Vec::new());
+    let mut outcome = conclude(
+        &mut recorder,
+        &params,
+        final_state,
+        0,
+        crate::clocks::CLOCK_RATE_BOUND_PPM,
+        Vec::new(),
+    );
     outcome.fault_points_fired = cairn::io::fault_points::fired();
     outcome
 }

@@ -5,8 +5,19 @@ use std::time::Duration;
 /// A monotonic instant (tokio's, which is madsim's under `--cfg madsim`).
 pub type Instant = tokio::time::Instant;
 
+/// Now by the calling member's clock: the host's monotonic clock in production; in
+/// simulation the member's own node clock (`drift`), which may run fast or slow or jump, as
+/// a real host's does. Every duration a member measures (leases, tokens, request deadlines,
+/// raft's timers) comes from here, and `sleep`, `timeout` and `interval` wait by it.
 pub fn now() -> Instant {
-    Instant::now()
+    #[cfg(madsim)]
+    {
+        origin() + Duration::from_micros(local_micros())
+    }
+    #[cfg(not(madsim))]
+    {
+        Instant::now()
+    }
 }
 
 /// Milliseconds since one origin, for modules that take time as a number. The origin is
@@ -16,7 +27,34 @@ pub fn now() -> Instant {
 /// which runs on one thread of its own, so parallel simulations in one process never share
 /// it.
 pub fn monotonic_ms() -> u64 {
-    origin().elapsed().as_millis() as u64
+    local_micros() / 1000
+}
+
+/// Microseconds since the origin by the calling member's clock: real elapsed time in
+/// production, the node's drifting clock in simulation (`drift`).
+fn local_micros() -> u64 {
+    let real_micros = origin().elapsed().as_micros() as u64;
+    #[cfg(madsim)]
+    {
+        drift::local_micros(real_micros)
+    }
+    #[cfg(not(madsim))]
+    {
+        real_micros
+    }
+}
+
+/// The real time a wait of `local` takes by the calling member's clock (the same in
+/// production; shorter on a fast simulated clock, longer on a slow one).
+pub(crate) fn real_duration(local: Duration) -> Duration {
+    #[cfg(madsim)]
+    {
+        drift::real_duration(local)
+    }
+    #[cfg(not(madsim))]
+    {
+        local
+    }
 }
 
 #[cfg(not(madsim))]
@@ -34,7 +72,7 @@ fn origin() -> Instant {
 }
 
 pub async fn sleep(duration: Duration) {
-    tokio::time::sleep(duration).await
+    tokio::time::sleep(real_duration(duration)).await
 }
 
 /// `future`'s output, or `Err(Elapsed)` if `duration` passes first. The deadline counts
@@ -43,7 +81,7 @@ pub fn timeout<F: std::future::Future>(
     duration: Duration,
     future: F,
 ) -> impl std::future::Future<Output = Result<F::Output, Elapsed>> {
-    let bounded = tokio::time::timeout(duration, future);
+    let bounded = tokio::time::timeout(real_duration(duration), future);
     async move { bounded.await.map_err(|_| Elapsed) }
 }
 
@@ -54,10 +92,135 @@ pub struct Elapsed;
 /// Ticks every `period`, the first at once (tokio's interval: a late tick fires as soon as
 /// possible, then the schedule goes on).
 pub fn interval(period: Duration) -> Interval {
-    tokio::time::interval(period)
+    tokio::time::interval(real_duration(period))
 }
 
 pub type Interval = tokio::time::Interval;
+
+/// Each simulated member's clock: a rate a little off real time, and forward jumps (a VM
+/// resumed, a clock stepped). Members measure leases, tokens, pre-vote windows and raft's
+/// timers by it, as a real member does by its own host's clock. Set by the simulator,
+/// per madsim node; a node nobody set runs at real time.
+#[cfg(madsim)]
+pub mod drift {
+    use madsim::task::NodeId;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    /// A node's clock: `local = anchor_local + (real - anchor_real) × (1 + rate_ppm / 10⁶)`.
+    #[derive(Debug, Clone, Copy, Default)]
+    struct NodeClock {
+        rate_ppm: i64,
+        anchor_real_micros: u64,
+        anchor_local_micros: u64,
+    }
+
+    impl NodeClock {
+        fn local(&self, real_micros: u64) -> u64 {
+            let elapsed = real_micros.saturating_sub(self.anchor_real_micros) as i128;
+            let scaled = elapsed * (1_000_000 + self.rate_ppm as i128) / 1_000_000;
+            self.anchor_local_micros + scaled.max(0) as u64
+        }
+    }
+
+    /// The slowest and fastest rates a clock may be set to: half and twice real time.
+    pub const RATE_PPM_RANGE: std::ops::RangeInclusive<i64> = -500_000..=1_000_000;
+
+    thread_local! {
+        /// Per simulated node: a simulation runs on one thread of its own.
+        static CLOCKS: RefCell<BTreeMap<NodeId, NodeClock>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    fn current_node() -> Option<NodeId> {
+        // Unit tests of the simulator build run members' code with no simulation around it.
+        madsim::runtime::Handle::try_current().ok()?;
+        Some(madsim::plugin::node())
+    }
+
+    fn clock_of(node: NodeId) -> NodeClock {
+        CLOCKS.with(|clocks| clocks.borrow().get(&node).copied().unwrap_or_default())
+    }
+
+    fn real_micros() -> u64 {
+        super::origin().elapsed().as_micros() as u64
+    }
+
+    pub(super) fn local_micros(real_micros: u64) -> u64 {
+        match current_node() {
+            Some(node) => clock_of(node).local(real_micros),
+            None => real_micros,
+        }
+    }
+
+    pub(super) fn real_duration(local: Duration) -> Duration {
+        let Some(node) = current_node() else {
+            return local;
+        };
+        let rate_ppm = clock_of(node).rate_ppm;
+        let micros = local.as_micros() * 1_000_000 / (1_000_000 + rate_ppm) as u128;
+        Duration::from_micros(micros.min(u64::MAX as u128) as u64)
+    }
+
+    /// From now on `node`'s clock runs at `1 + rate_ppm / 10⁶` of real time, going on from
+    /// where it reads now (it never steps back).
+    pub fn set_rate(node: NodeId, rate_ppm: i64) {
+        assert!(RATE_PPM_RANGE.contains(&rate_ppm), "clock rate {rate_ppm} ppm");
+        let real = real_micros();
+        CLOCKS.with(|clocks| {
+            let mut clocks = clocks.borrow_mut();
+            let clock = clocks.entry(node).or_default();
+            *clock = NodeClock {
+                rate_ppm,
+                anchor_real_micros: real,
+                anchor_local_micros: clock.local(real),
+            };
+        });
+    }
+
+    /// `node`'s clock steps forward by `forward` at once. Timers already waiting keep their
+    /// real deadlines; every reading from now on is later.
+    pub fn jump(node: NodeId, forward: Duration) {
+        let real = real_micros();
+        CLOCKS.with(|clocks| {
+            let mut clocks = clocks.borrow_mut();
+            let clock = clocks.entry(node).or_default();
+            let local = clock.local(real);
+            *clock = NodeClock {
+                rate_ppm: clock.rate_ppm,
+                anchor_real_micros: real,
+                anchor_local_micros: local + forward.as_micros() as u64,
+            };
+        });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_clock_runs_at_its_rate_from_where_it_was_and_jumps_forward() {
+            let mut clock = NodeClock::default();
+            assert_eq!(clock.local(1_000_000), 1_000_000);
+            // 10% fast from real second 1.
+            clock = NodeClock {
+                rate_ppm: 100_000,
+                anchor_real_micros: 1_000_000,
+                anchor_local_micros: clock.local(1_000_000),
+            };
+            assert_eq!(clock.local(2_000_000), 2_100_000);
+            // Half speed, never below where it was.
+            clock = NodeClock {
+                rate_ppm: -500_000,
+                anchor_real_micros: 2_000_000,
+                anchor_local_micros: clock.local(2_000_000) + 300_000,
+            };
+            assert_eq!(clock.local(2_000_000), 2_400_000);
+            assert_eq!(clock.local(4_000_000), 3_400_000);
+            assert_eq!(clock.local(1_000), 2_400_000);
+        }
+    }
+}
 
 #[cfg(all(test, not(madsim)))]
 mod tests {

@@ -51,8 +51,20 @@ impl SubAssign<Duration> for RaftInstant {
 }
 
 impl openraft::Instant for RaftInstant {
+    /// By the member's own clock (which may drift in simulation): raft's election and
+    /// heartbeat timers run on it as on a real host's.
     fn now() -> Self {
-        RaftInstant(tokio::time::Instant::now())
+        RaftInstant(super::clock::now())
+    }
+}
+
+impl RaftInstant {
+    /// The real wait until `self` by the member's clock.
+    fn real_wait(self) -> Duration {
+        super::clock::real_duration(
+            self.0
+                .saturating_duration_since(super::clock::now()),
+        )
     }
 }
 
@@ -128,11 +140,11 @@ impl AsyncRuntime for CairnRuntime {
     }
 
     fn sleep(duration: Duration) -> Self::Sleep {
-        tokio::time::sleep(duration)
+        tokio::time::sleep(super::clock::real_duration(duration))
     }
 
     fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
-        tokio::time::sleep_until(deadline.0)
+        tokio::time::sleep(deadline.real_wait())
     }
 
     fn timeout<R, F: Future<Output = R> + OptionalSend>(
@@ -141,7 +153,7 @@ impl AsyncRuntime for CairnRuntime {
     ) -> Self::Timeout<R, F> {
         Timeout {
             future,
-            sleep: tokio::time::sleep(duration),
+            sleep: tokio::time::sleep(super::clock::real_duration(duration)),
         }
     }
 
@@ -151,7 +163,7 @@ impl AsyncRuntime for CairnRuntime {
     ) -> Self::Timeout<R, F> {
         Timeout {
             future,
-            sleep: tokio::time::sleep_until(deadline.0),
+            sleep: tokio::time::sleep(deadline.real_wait()),
         }
     }
 

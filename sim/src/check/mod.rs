@@ -253,6 +253,7 @@ pub fn check_all(history: &History, options: &CheckOptions) -> Vec<Violation> {
         history,
         options.lease_expiry_bound_ms,
         options.clock_uncertainty_ms,
+        options.clock_rate_bound_ppm,
     ));
     violations.extend(durability::check(history, &known));
     violations.extend(convergence::check(history));
@@ -272,6 +273,9 @@ pub struct CheckOptions {
     /// no scheduling between a call and its timestamp); against real processes, timestamps
     /// are whole milliseconds taken around each call by a thread that may be descheduled.
     pub clock_uncertainty_ms: Millis,
+    /// How fast a member's clock may run, in parts per million, for leases to hold
+    /// (`clocks::CLOCK_RATE_BOUND_PPM` in simulation; 0 for real processes on one host).
+    pub clock_rate_bound_ppm: i64,
 }
 
 #[cfg(test)]

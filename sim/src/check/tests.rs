@@ -122,6 +122,7 @@ fn a_valid_history_passes_every_checker() {
         lease_expiry_bound_ms: 1000,
         recovery_bound_ms: 1000,
         clock_uncertainty_ms: 0,
+        clock_rate_bound_ppm: 0,
     };
     assert_eq!(check_all(&history, &options), Vec::new());
 }
@@ -440,12 +441,12 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
         reads: vec![(2000, 2100, false)],
         ..LeaseLog::default()
     });
-    assert!(lease::check(&history, 1000, 0)
+    assert!(lease::check(&history, 1000, 0, 0)
         .iter()
         .any(|v| v.detail.contains("vanished")));
     // Against real processes the window widens by the clocks' uncertainty, never closes:
     // the read finished 3900 ms before the renewal's protection ended.
-    assert!(lease::check(&history, 1000, 5)
+    assert!(lease::check(&history, 1000, 5, 0)
         .iter()
         .any(|v| v.detail.contains("vanished")));
     history.leases[0] = LeaseLog {
@@ -455,7 +456,7 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
         present_at_end: Some(true),
         ..LeaseLog::default()
     };
-    assert!(lease::check(&history, 1000, 0)
+    assert!(lease::check(&history, 1000, 0, 0)
         .iter()
         .any(|v| v.detail.contains("outlived")));
     history.leases[0] = LeaseLog {
@@ -464,14 +465,51 @@ fn a_lease_key_vanishing_early_or_lingering_is_caught() {
         half_closed_unanswered: 1,
         ..LeaseLog::default()
     };
-    assert!(lease::check(&history, 1000, 0)
+    assert!(lease::check(&history, 1000, 0, 0)
         .iter()
         .any(|v| v.detail.contains("half-closed")));
     history.leases[0].half_closed_unanswered = 0;
     assert!(
-        lease::check(&history, 1000, 0).is_empty(),
+        lease::check(&history, 1000, 0, 0).is_empty(),
         "nothing else to flag"
     );
+}
+
+/// A renewal at 1000 ms of a 5 s TTL: by a clock 1% fast the lease may end at 5950 ms, and
+/// a clock step of 500 ms after the renewal moves that to 5450 ms.
+#[test]
+fn a_lease_key_vanishing_within_the_clock_bound_passes_and_past_it_fails() {
+    let mut history = history(Vec::new());
+    let vanished_at = |read_completed_ms| LeaseLog {
+        key: "l/0".into(),
+        ttl_seconds: 5,
+        attached_ms: Some(900),
+        renewals: vec![(1000, 1100)],
+        reads: vec![(read_completed_ms - 10, read_completed_ms, false)],
+        ..LeaseLog::default()
+    };
+    let vanished = |history: &History, bound_ppm| {
+        lease::check(history, 1000, 0, bound_ppm)
+            .iter()
+            .any(|v| v.detail.contains("vanished"))
+    };
+    history.leases.push(vanished_at(5960));
+    assert!(vanished(&history, 0), "no drift allowed: gone 40 ms early");
+    assert!(!vanished(&history, 10_000), "within a 1% fast clock");
+    history.leases[0] = vanished_at(5900);
+    assert!(vanished(&history, 10_000), "earlier than even a 1% fast clock explains");
+    history.leases[0] = vanished_at(5460);
+    history.clock_jumps.push(ClockJump {
+        at_ms: 3000,
+        forward_ms: 500,
+    });
+    assert!(!vanished(&history, 10_000), "a clock stepped 500 ms forward");
+    history.leases[0] = vanished_at(5400);
+    assert!(vanished(&history, 10_000), "earlier than the step explains");
+    // A step before the renewal shortens nothing.
+    history.clock_jumps[0].at_ms = 900;
+    history.leases[0] = vanished_at(5460);
+    assert!(vanished(&history, 10_000));
 }
 
 #[test]

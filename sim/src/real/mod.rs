@@ -116,6 +116,8 @@ async fn exercise(
         params,
         final_state,
         CLOCK_UNCERTAINTY_MS,
+        // One host's clock for every member: its rate cannot differ between them.
+        0,
         exits,
     )
 }
