@@ -71,3 +71,53 @@ pub fn quorum(voters: usize) -> usize {
 pub fn learner_ready(matched: u64, leader_last: u64) -> bool {
     matched * 100 >= leader_last * LEARNER_READY_PERCENT
 }
+
+/// Whether `change` publishes attributes the member list already holds. A member behind the
+/// leader's log (a learner still receiving its snapshot) does not see its own publication
+/// yet and asks again; were each repeat a membership change, each would restart the
+/// leader's replication to it (snapshot transfer included), and it would never catch up.
+pub fn already_published(members: &[MemberInfo], change: &MembershipChange) -> bool {
+    let MembershipChange::Publish {
+        id,
+        name,
+        client_urls,
+    } = change
+    else {
+        return false;
+    };
+    members.iter().any(|member| {
+        member.id == *id && member.node.name == *name && member.node.client_urls == *client_urls
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publication_the_list_holds_is_nothing_new() {
+        let member = MemberInfo {
+            id: 7,
+            node: MemberNode {
+                name: "m".into(),
+                peer_urls: vec!["http://p".into()],
+                client_urls: vec!["http://c".into()],
+            },
+            is_learner: true,
+        };
+        let publish = |name: &str, client_url: &str| MembershipChange::Publish {
+            id: 7,
+            name: name.into(),
+            client_urls: vec![client_url.into()],
+        };
+        let members = [member];
+        assert!(already_published(&members, &publish("m", "http://c")));
+        assert!(!already_published(&members, &publish("n", "http://c")));
+        assert!(!already_published(&members, &publish("m", "http://d")));
+        assert!(!already_published(&[], &publish("m", "http://c")));
+        assert!(!already_published(
+            &members,
+            &MembershipChange::Promote { id: 7 }
+        ));
+    }
+}

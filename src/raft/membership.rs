@@ -3,7 +3,7 @@
 
 use super::error::{NodeError, Waited};
 use super::members::{
-    learner_ready, member_infos, quorum, MemberInfo, MemberNode, MembershipChange,
+    already_published, learner_ready, member_infos, quorum, MemberInfo, MemberNode, MembershipChange,
 };
 use super::network::call;
 use super::node::{write_error, RaftNode};
@@ -73,6 +73,9 @@ impl RaftNode {
             return Err(NodeError::NotLeader);
         }
         let members = self.effective_members();
+        if already_published(&members, &change) {
+            return Ok((None, self.members()));
+        }
         let (change, added) = self.raft_change(&members, change).await?;
         // Removed voters leave entirely; other changes keep everyone else as they are.
         let retain = !matches!(change, RaftChange::RemoveVoters(_));
