@@ -46,14 +46,15 @@ mod tests {
         for seed in 1..201 {
             let (rates, _) = draw(seed, 5, &Scenario::default());
             assert_eq!(rates.len(), 5);
-            assert!(rates
-                .iter()
-                .all(|rate| rate.abs() <= CLOCK_RATE_BOUND_PPM));
+            assert!(rates.iter().all(|rate| rate.abs() <= CLOCK_RATE_BOUND_PPM));
             if rates.iter().any(|rate| *rate != 0) {
                 drifting += 1;
             }
         }
-        assert!((70..=130).contains(&drifting), "{drifting} of 200 seeds drift");
+        assert!(
+            (70..=130).contains(&drifting),
+            "{drifting} of 200 seeds drift"
+        );
     }
 
     #[test]

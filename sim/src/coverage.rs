@@ -69,7 +69,10 @@ impl Coverage {
         self.points
             .iter()
             .map(|(point, (runs, fired))| {
-                format!("{:<30} on in {runs:>5} runs, fired {fired:>8} times", point.name())
+                format!(
+                    "{:<30} on in {runs:>5} runs, fired {fired:>8} times",
+                    point.name()
+                )
             })
             .collect()
     }
@@ -202,6 +205,10 @@ mod tests {
         let table = total.fault_points_table();
         assert_eq!(table.len(), 2);
         assert!(table[1].starts_with("apply-slowed"), "{}", table[1]);
-        assert!(table[1].contains("on in     2 runs, fired       24 times"), "{}", table[1]);
+        assert!(
+            table[1].contains("on in     2 runs, fired       24 times"),
+            "{}",
+            table[1]
+        );
     }
 }

@@ -55,7 +55,9 @@ mod tests {
 
     #[test]
     fn every_point_is_on_in_some_seeds_and_off_in_others() {
-        let runs: Vec<_> = (1..201).map(|seed| draw(seed, &Scenario::default())).collect();
+        let runs: Vec<_> = (1..201)
+            .map(|seed| draw(seed, &Scenario::default()))
+            .collect();
         for point in FaultPoint::ALL {
             let on = runs
                 .iter()

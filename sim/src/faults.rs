@@ -157,8 +157,7 @@ impl Faults<'_> {
         let mut victim = random.gen_range(0..self.members.len());
         if random.gen_bool(0.5) {
             let urls = client_urls(self.members.len());
-            if let Some((leader, _)) = self.operator.spawn(find_leader(urls)).await.ok().flatten()
-            {
+            if let Some((leader, _)) = self.operator.spawn(find_leader(urls)).await.ok().flatten() {
                 victim = leader;
             }
         }
@@ -171,7 +170,10 @@ impl Faults<'_> {
             .history
             .clock_jumps
             .push(ClockJump { at_ms, forward_ms });
-        format!("clock of member-{} jumps {forward_ms} ms forward", victim + 1)
+        format!(
+            "clock of member-{} jumps {forward_ms} ms forward",
+            victim + 1
+        )
     }
 
     /// Asks one request etcd refuses and records the answer; a description for the trace.

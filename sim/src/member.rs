@@ -2,8 +2,8 @@
 //! network; they come from TEST-NET-1 (192.0.2.0/24, RFC 5737), a range reserved for
 //! documentation, because madsim treats 127.x as each node's own loopback.
 
-use cairn::io::{MemoryDisk, MemoryDiskOptions};
 use crate::boundaries::Boundaries;
+use cairn::io::{MemoryDisk, MemoryDiskOptions};
 use cairn::server::{self, Config};
 use clap::Parser;
 use madsim::runtime::{Handle, NodeHandle};

@@ -5,10 +5,10 @@ use crate::boundaries::Boundaries;
 use crate::clocks;
 use crate::fault_kind::{FaultKind, ALL_FAULTS};
 use crate::fault_points;
-use cairn::io::fault_points::FaultPoint;
 use crate::scenario::Scenario;
 use crate::schedule::{self, FaultRound, ScheduleShape};
 use crate::seeds::Stream;
+use cairn::io::fault_points::FaultPoint;
 use cairn::io::planted::PlantedBug;
 use rand::Rng;
 

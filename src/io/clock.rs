@@ -165,7 +165,10 @@ pub mod drift {
     /// From now on `node`'s clock runs at `1 + rate_ppm / 10⁶` of real time, going on from
     /// where it reads now (it never steps back).
     pub fn set_rate(node: NodeId, rate_ppm: i64) {
-        assert!(RATE_PPM_RANGE.contains(&rate_ppm), "clock rate {rate_ppm} ppm");
+        assert!(
+            RATE_PPM_RANGE.contains(&rate_ppm),
+            "clock rate {rate_ppm} ppm"
+        );
         let real = real_micros();
         CLOCKS.with(|clocks| {
             let mut clocks = clocks.borrow_mut();

@@ -53,7 +53,9 @@ impl FaultPoint {
     }
 
     pub fn parse(name: &str) -> Option<FaultPoint> {
-        FaultPoint::ALL.into_iter().find(|point| point.name() == name)
+        FaultPoint::ALL
+            .into_iter()
+            .find(|point| point.name() == name)
     }
 }
 

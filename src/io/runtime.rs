@@ -61,10 +61,7 @@ impl openraft::Instant for RaftInstant {
 impl RaftInstant {
     /// The real wait until `self` by the member's clock.
     fn real_wait(self) -> Duration {
-        super::clock::real_duration(
-            self.0
-                .saturating_duration_since(super::clock::now()),
-        )
+        super::clock::real_duration(self.0.saturating_duration_since(super::clock::now()))
     }
 }
 

@@ -3,7 +3,8 @@
 
 use super::error::{NodeError, Waited};
 use super::members::{
-    already_published, learner_ready, member_infos, quorum, MemberInfo, MemberNode, MembershipChange,
+    already_published, learner_ready, member_infos, quorum, MemberInfo, MemberNode,
+    MembershipChange,
 };
 use super::network::call;
 use super::node::{write_error, RaftNode};

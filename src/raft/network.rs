@@ -145,9 +145,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let last_chunk = request.done;
         coverage::note(MemberState::SnapshotSending, true);
         let answer = if fault_points::fires(FaultPoint::SnapshotChunkFails) {
-            Err(RPCError::Network(NetworkError::new(&std::io::Error::other(
-                "a snapshot chunk was lost (fault point)",
-            ))))
+            Err(RPCError::Network(NetworkError::new(
+                &std::io::Error::other("a snapshot chunk was lost (fault point)"),
+            )))
         } else {
             self.send(PeerRequest::InstallSnapshot(request), &option)
                 .await

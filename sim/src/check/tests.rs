@@ -305,7 +305,10 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 2 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 2, "1", None), event("w/a", 4, "3", Some((2, "1")))],
+            events: vec![
+                event("w/a", 2, "1", None),
+                event("w/a", 4, "3", Some((2, "1"))),
+            ],
         },
     ];
     assert!(watch_violations(&watch_history(missing))
@@ -329,7 +332,10 @@ fn broken_watch_streams_are_caught() {
         WatchMessage::Created { start_revision: 3 },
         WatchMessage::Events {
             header_revision: 4,
-            events: vec![event("w/a", 4, "3", Some((2, "1"))), event("w/b", 3, "2", None)],
+            events: vec![
+                event("w/a", 4, "3", Some((2, "1"))),
+                event("w/b", 3, "2", None),
+            ],
         },
     ];
     assert!(watch_violations(&watch_history(reordered))
@@ -497,13 +503,19 @@ fn a_lease_key_vanishing_within_the_clock_bound_passes_and_past_it_fails() {
     assert!(vanished(&history, 0), "no drift allowed: gone 40 ms early");
     assert!(!vanished(&history, 10_000), "within a 1% fast clock");
     history.leases[0] = vanished_at(5900);
-    assert!(vanished(&history, 10_000), "earlier than even a 1% fast clock explains");
+    assert!(
+        vanished(&history, 10_000),
+        "earlier than even a 1% fast clock explains"
+    );
     history.leases[0] = vanished_at(5460);
     history.clock_jumps.push(ClockJump {
         at_ms: 3000,
         forward_ms: 500,
     });
-    assert!(!vanished(&history, 10_000), "a clock stepped 500 ms forward");
+    assert!(
+        !vanished(&history, 10_000),
+        "a clock stepped 500 ms forward"
+    );
     history.leases[0] = vanished_at(5400);
     assert!(vanished(&history, 10_000), "earlier than the step explains");
     // A step before the renewal shortens nothing.

@@ -94,7 +94,11 @@ pub fn farm(farm: &FarmPlan) -> Result<bool, String> {
             append_line(&results_path, &line.to_string())?;
         }
     }
-    for line in coverage.table().into_iter().chain(coverage.fault_points_table()) {
+    for line in coverage
+        .table()
+        .into_iter()
+        .chain(coverage.fault_points_table())
+    {
         println!("  {line}");
     }
     println!(

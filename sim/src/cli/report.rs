@@ -43,7 +43,10 @@ impl RunReport {
         ));
         lines.push(format!("simulated-ms: {}", self.simulated_ms));
         lines.push(format!("coverage: {}", self.coverage.line()));
-        lines.push(format!("fault-points: {}", self.coverage.fault_points_line()));
+        lines.push(format!(
+            "fault-points: {}",
+            self.coverage.fault_points_line()
+        ));
         lines.push(format!("trace-hash: {}", self.trace_hash));
         lines
     }
@@ -93,7 +96,10 @@ mod tests {
             trace_hash: "0aa55aa6df1bbe35".to_string(),
             coverage: Coverage::parse("kill:leader=1,nospace=2").unwrap(),
         };
-        report.coverage.parse_fault_points("apply-slowed=3").unwrap();
+        report
+            .coverage
+            .parse_fault_points("apply-slowed=3")
+            .unwrap();
         let output = format!(
             "seed 1: Params {{ .. }}\nwall: 0.2 s\n{}\n",
             report.lines().join("\n")
