@@ -169,31 +169,29 @@ pub mod drift {
             RATE_PPM_RANGE.contains(&rate_ppm),
             "clock rate {rate_ppm} ppm"
         );
-        let real = real_micros();
-        CLOCKS.with(|clocks| {
-            let mut clocks = clocks.borrow_mut();
-            let clock = clocks.entry(node).or_default();
-            *clock = NodeClock {
-                rate_ppm,
-                anchor_real_micros: real,
-                anchor_local_micros: clock.local(real),
-            };
-        });
+        re_anchor(node, |clock| clock.rate_ppm = rate_ppm);
     }
 
     /// `node`'s clock steps forward by `forward` at once. Timers already waiting keep their
     /// real deadlines; every reading from now on is later.
     pub fn jump(node: NodeId, forward: Duration) {
+        re_anchor(node, |clock| {
+            clock.anchor_local_micros += forward.as_micros() as u64
+        });
+    }
+
+    /// Anchors `node`'s clock at its reading now, then lets `change` adjust it.
+    fn re_anchor(node: NodeId, change: impl FnOnce(&mut NodeClock)) {
         let real = real_micros();
         CLOCKS.with(|clocks| {
             let mut clocks = clocks.borrow_mut();
             let clock = clocks.entry(node).or_default();
-            let local = clock.local(real);
             *clock = NodeClock {
                 rate_ppm: clock.rate_ppm,
                 anchor_real_micros: real,
-                anchor_local_micros: local + forward.as_micros() as u64,
+                anchor_local_micros: clock.local(real),
             };
+            change(clock);
         });
     }
 
