@@ -89,14 +89,7 @@ impl Injector for Faults<'_> {
     async fn apply(&mut self, kind: FaultKind, random: &mut SmallRng) -> Result<String, String> {
         if kind == FaultKind::Isolate && self.members.len() > 1 && random.gen_bool(0.5) {
             // Half the isolations cut off whoever leads now: the stale-leader case.
-            let members = self.members.len();
-            let leader = self
-                .operator
-                .spawn(find_leader(client_urls(members)))
-                .await
-                .ok()
-                .flatten();
-            if let Some((victim, _)) = leader {
+            if let Some(victim) = self.leader().await {
                 self.isolate(victim);
                 return Ok(format!("isolate the leader, member-{}", victim + 1));
             }
@@ -151,13 +144,19 @@ impl Injector for Faults<'_> {
 }
 
 impl Faults<'_> {
+    /// Whoever leads now, asked from the operator's node (None: no leader answers).
+    async fn leader(&self) -> Option<usize> {
+        let urls = client_urls(self.members.len());
+        let leader = self.operator.spawn(find_leader(urls)).await.ok().flatten();
+        leader.map(|(member, _)| member)
+    }
+
     /// Steps a member's clock forward (half the time the leader's, whose leases then expire
     /// early by as much) and records the jump for the lease checker.
     async fn jump_a_clock(&mut self, random: &mut SmallRng) -> String {
         let mut victim = random.gen_range(0..self.members.len());
         if random.gen_bool(0.5) {
-            let urls = client_urls(self.members.len());
-            if let Some((leader, _)) = self.operator.spawn(find_leader(urls)).await.ok().flatten() {
+            if let Some(leader) = self.leader().await {
                 victim = leader;
             }
         }
